@@ -1,0 +1,314 @@
+"""`config.ini`: reading, schema validation, variants, Jinja2 values and override layers."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from toolchain.errors import ConfigError, InvalidName
+from toolchain.names import check_name
+
+Raw = dict[str, dict[str, str]]
+_VARIANT = re.compile(r"^(?P<key>[^\[\]]+)\[(?P<variant>[A-Za-z0-9_]+)\]$")
+
+
+def _nonempty(value: str) -> str | None:
+    return None if value.strip() else "must not be empty"
+
+
+def _version(value: str) -> str | None:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(value)
+    except InvalidVersion:
+        return f"{value!r} is not a valid PEP 440 version"
+    return None
+
+
+def _int(minimum: int) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        try:
+            number = int(value)
+        except ValueError:
+            return f"{value!r} is not an integer"
+        if number < minimum:
+            return f"{number} is below the minimum {minimum}"
+        return None
+
+    return check
+
+
+_BOOLS = {"1", "0", "true", "false", "yes", "no", "on", "off"}
+
+
+def _bool(value: str) -> str | None:
+    return None if value.strip().lower() in _BOOLS else f"{value!r} is not a boolean (1/0)"
+
+
+def _requires(value: str) -> str | None:
+    try:
+        parse_requires(value)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def _any(value: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of the schema: its check, whether it is required, its default."""
+
+    check: Callable[[str], str | None] = _any
+    required: bool = False
+    default: str | None = None
+
+
+GENERAL: dict[str, Key] = {
+    "name": Key(_nonempty, required=True),
+    "_version": Key(_version, required=True),
+    "_release": Key(_int(1), default="1"),
+    "_summary": Key(),
+    "_license": Key(),
+    "_url": Key(),
+    "_maintainer": Key(),
+    "_vendor": Key(),
+    "_requires": Key(_requires, default=""),
+    "_add_plugin_dir_to_python_path": Key(_bool, default="0"),
+}
+
+DAEMON: dict[str, Key] = {
+    "_cmd_and_args": Key(_nonempty, required=True),
+    "numprocesses": Key(_int(1), default="1"),
+    "graceful_timeout": Key(_int(0), default="10"),
+    "max_age": Key(_int(0), default="0"),
+    "rlimit_as": Key(_int(0), default="0"),
+    "rlimit_nofile": Key(_int(0), default="0"),
+    "rlimit_stack": Key(_int(0), default="0"),
+    "rlimit_fsize": Key(_int(0), default="0"),
+    "log_split_stdout_stderr": Key(_bool, default="0"),
+    "log_split_multiple_workers": Key(_bool, default="0"),
+}
+
+DAEMON_PREFIX = "extra_daemon_"
+
+
+def schema_for(section: str) -> dict[str, Key] | None:
+    """Keys allowed in `section`; None means free keys (`[custom]`); KeyError if unknown."""
+    if section == "general":
+        return GENERAL
+    if section == "custom":
+        return None
+    if section.startswith(DAEMON_PREFIX) and len(section) > len(DAEMON_PREFIX):
+        return DAEMON
+    raise KeyError(section)
+
+
+def split_variant(key: str) -> tuple[str, str | None]:
+    """`key[VARIANT]` -> (key, VARIANT); a plain key -> (key, None)."""
+    match = _VARIANT.match(key)
+    if match:
+        return match["key"], match["variant"]
+    return key, None
+
+
+def read_raw(path: Path) -> Raw:
+    """Read an ini file into {section: {key: value}}, keys as written, no interpolation."""
+    parser = configparser.ConfigParser(interpolation=None, strict=True, default_section="\0")
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        with path.open(encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not a valid ini file: {first}") from None
+    return {s: dict(parser.items(s)) for s in parser.sections()}
+
+
+def validate(raw: Raw, path: Path | str, *, override: bool = False) -> None:
+    """Check `raw` against the schema; raise ConfigError naming file, section and key.
+
+    An override file (`override=True`) may not set private keys nor require keys.
+    """
+    if not override and "general" not in raw:
+        raise ConfigError(f"{path}: missing section [general]: add it with name and _version")
+    for section, keys in raw.items():
+        try:
+            schema = schema_for(section)
+        except KeyError:
+            raise ConfigError(
+                f"{path}: unknown section [{section}]: use [general], [custom] "
+                f"or [{DAEMON_PREFIX}NAME]"
+            ) from None
+        for written, value in keys.items():
+            key, _variant = split_variant(written)
+            if override and key.startswith("_"):
+                raise ConfigError(
+                    f"{path}: [{section}] {written}: private keys (starting with '_') "
+                    "cannot be overridden; remove it"
+                )
+            if schema is None:
+                continue
+            spec = schema.get(key)
+            if spec is None:
+                raise ConfigError(f"{path}: [{section}] unknown key {written!r}: remove it")
+            if "{{" in value or "{%" in value:
+                continue  # a template: checked once rendered
+            problem = spec.check(value)
+            if problem:
+                raise ConfigError(f"{path}: [{section}] {written}: {problem}")
+        if schema is not None and not override:
+            present = {split_variant(k)[0] for k in keys}
+            for key, spec in schema.items():
+                if spec.required and key not in present:
+                    raise ConfigError(f"{path}: [{section}] missing required key {key!r}")
+    if not override:
+        name = raw["general"].get("name", "")
+        try:
+            check_name(name)
+        except InvalidName as exc:
+            raise ConfigError(f"{path}: [general] name: {exc}") from None
+
+
+def variant_chain(config_name: str) -> list[str]:
+    """`DEV_JOHN` -> ['DEV_JOHN', 'DEV']: the variants to try, most specific first."""
+    parts = [p for p in config_name.split("_") if p]
+    return ["_".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
+def _select(keys: Mapping[str, str], chain: list[str]) -> dict[str, str]:
+    """Pick, per key, the value of the most specific matching variant of one layer."""
+    chosen: dict[str, tuple[int, str]] = {}
+    rank = {variant: i for i, variant in enumerate(chain)}
+    plain = len(chain)
+    for written, value in keys.items():
+        key, variant = split_variant(written)
+        if variant is None:
+            score = plain
+        elif variant in rank:
+            score = rank[variant]
+        else:
+            continue
+        if key not in chosen or score < chosen[key][0]:
+            chosen[key] = (score, value)
+    return {k: v for k, (_s, v) in chosen.items()}
+
+
+def merge(layers: Iterable[Raw], config_name: str = "") -> Raw:
+    """Merge layers (later wins per key) after choosing each layer's variants."""
+    chain = variant_chain(config_name)
+    merged: Raw = {}
+    for raw in layers:
+        for section, keys in raw.items():
+            merged.setdefault(section, {}).update(_select(keys, chain))
+    for section, keys in merged.items():
+        schema = schema_for(section)
+        if schema:
+            for key, spec in schema.items():
+                if spec.default is not None:
+                    keys.setdefault(key, spec.default)
+    return merged
+
+
+def render(merged: Raw, context: Mapping[str, str], path: Path | str = "config") -> Raw:
+    """Render Jinja2 values against `context` (the environment); check rendered types."""
+    out: Raw = {}
+    env = None
+    for section, keys in merged.items():
+        schema = schema_for(section)
+        out[section] = {}
+        for key, value in keys.items():
+            if "{{" in value or "{%" in value:
+                if env is None:
+                    import jinja2  # only when a value is a template: keeps start-up fast
+
+                    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+                try:
+                    value = env.from_string(value).render(dict(context))
+                except Exception as exc:  # jinja2 raises many kinds; all mean the same here
+                    raise ConfigError(f"{path}: [{section}] {key}: cannot render: {exc}") from None
+                spec = schema.get(key) if schema else None
+                problem = spec.check(value) if spec else None
+                if problem:
+                    raise ConfigError(f"{path}: [{section}] {key}: {problem}")
+            out[section][key] = value
+    return out
+
+
+def parse_requires(value: str) -> list[tuple[str, str]]:
+    """`other>=1.2, third` -> [('other', '>=1.2'), ('third', '')]."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    result = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        # A comma also separates specifiers (`a>=1,<2`): glue such parts to the previous one.
+        if result and item[0] in "<>=!~":
+            name, spec = result[-1]
+            result[-1] = (name, f"{spec},{item}")
+            continue
+        try:
+            req = Requirement(item)
+        except InvalidRequirement as exc:
+            raise ConfigError(f"invalid plugin requirement {item!r}: {exc}") from None
+        result.append((req.name, str(req.specifier)))
+    return result
+
+
+@dataclass
+class PluginConfig:
+    """The metadata of a plugin read from its `config.ini`."""
+
+    path: Path
+    raw: Raw
+    general: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.general["name"]
+
+    @property
+    def version(self) -> str:
+        return self.general["_version"]
+
+    @property
+    def release(self) -> str:
+        return self.general["_release"]
+
+
+def load(path: Path) -> PluginConfig:
+    """Read and validate a plugin's `config.ini`."""
+    raw = read_raw(path)
+    validate(raw, path)
+    general = merge([{"general": raw["general"]}])["general"]
+    return PluginConfig(path=path, raw=raw, general=general)
+
+
+def env_var_name(module: str, section: str, key: str) -> str:
+    """`{MODULE}_CURRENT_PLUGIN_{SECTION}_{KEY}`, upper case, '-' as '_'."""
+    return f"{module}_CURRENT_PLUGIN_{section}_{key}".upper().replace("-", "_")
+
+
+def exported(merged: Raw, module: str) -> dict[str, str]:
+    """Every non-private key as its environment variable."""
+    out = {}
+    for section, keys in merged.items():
+        for key, value in keys.items():
+            if not key.startswith("_"):
+                out[env_var_name(module, section, key)] = value
+    return out
+
+
+def config_name() -> str:
+    """The configuration name that picks variants (`$PLUGIN_CONFIG_NAME`)."""
+    return os.environ.get("PLUGIN_CONFIG_NAME", "")
