@@ -1,0 +1,37 @@
+# Developer entry points of the toolchain itself. `make demo` and `make test` set up
+# everything they need in .venv from a fresh clone (Python 3.11+, make).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(abspath $(VENV))/bin
+SOURCES := pyproject.toml Makefile.plugin $(shell find toolchain templates -type f -not -name '*.pyc')
+export PATH := $(BIN):$(PATH)
+
+.PHONY: demo test lint bench install clean
+
+# A non-editable install: templates and Makefile.plugin are found inside the package.
+$(VENV)/.installed: $(SOURCES)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps .
+	$(BIN)/python -m pip install --quiet '.[test]'
+	touch $@
+
+install: $(VENV)/.installed ## set up .venv with the toolchain and the test tools
+
+demo: $(VENV)/.installed ## bootstrap, release, install and run the default template
+	bash bench/demo.sh
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check toolchain tests bench
+	$(BIN)/ruff format --check toolchain tests bench
+	$(BIN)/mypy
+
+test: lint ## lint, type-check and run the whole test suite
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed ## run the benchmark suite
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,85 @@
+"""`bootstrap_plugin.py`: list the templates, create a plugin from one."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from toolchain.cli import execute, parser
+from toolchain.errors import CommandError, ToolchainError
+from toolchain.runner import run
+
+
+def _list(args: argparse.Namespace) -> int:
+    from toolchain import template
+
+    templates = template.available()
+    width = max((len(t.name) for t in templates), default=0)
+    for t in templates:
+        marker = " (default)" if t.name == template.DEFAULT_TEMPLATE else ""
+        print(f"{t.name:<{width}}  {t.description}{marker}")
+    return 0
+
+
+def _console_script(name: str) -> str:
+    """A console script of this installation (next to the interpreter), else from PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else (shutil.which(name) or name)
+
+
+def _create(args: argparse.Namespace) -> int:
+    from toolchain import names, template
+
+    names.check_name(args.name)  # before anything is written
+    chosen = template.find(args.template)
+    dest = template.render(chosen, args.name, Path.cwd(), no_input=args.no_input)
+    print(f"created: {dest}")
+    if args.make or args.install:
+        try:
+            subprocess.run(["make", "-C", str(dest)], check=True, stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise ToolchainError(
+                f"{dest}: `make` failed ({exc}); fix it and run make there"
+            ) from None
+    if args.install:
+        try:
+            run(
+                [_console_script("plugins.install"), "--devlink", str(dest), "--force"],
+                what=f"plugins.install --devlink {dest}",
+            )
+        except CommandError as exc:
+            raise ToolchainError(f"{dest}: created and built, but not installed: {exc}") from None
+        print(f"installed in development mode: {args.name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `bootstrap_plugin.py` command line."""
+    p = parser("bootstrap_plugin.py", "Create a plugin directory from a template.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("list", help="list the templates with a one-line description")
+    s.set_defaults(func=_list)
+    s = sub.add_parser("create", help="render a template into ./NAME")
+    s.add_argument("name", metavar="NAME", help="the plugin name (letters, digits, _ and -)")
+    s.add_argument("--template", default="default", help="template to use (default: default)")
+    s.add_argument("--no-input", action="store_true", help="take every default, ask nothing")
+    s.add_argument("--make", action="store_true", help="also build the virtualenv (make)")
+    s.add_argument(
+        "--install", action="store_true", help="also build and install it in development mode"
+    )
+    s.set_defaults(func=_create)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `bootstrap_plugin.py`."""
+    p = build_parser()
+    return execute(p, lambda args: args.func(args), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

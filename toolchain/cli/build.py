@@ -1,0 +1,97 @@
+"""`plugin-build`: the steps `Makefile.plugin` runs in a plugin directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from toolchain.cli import execute, parser
+from toolchain.errors import UsageError
+from toolchain.layout import ALLOW_BINARY, CONFIG_INI, VENV_STAMP, PluginDir, makefile_plugin
+
+
+def _plugin(args: argparse.Namespace) -> PluginDir:
+    root = Path(args.directory).absolute()
+    if not (root / CONFIG_INI).is_file():
+        raise UsageError(f"{root}: no {CONFIG_INI} here; run me in a plugin directory")
+    return PluginDir(root)
+
+
+def _freeze(args: argparse.Namespace) -> int:
+    from toolchain import freeze
+
+    plugin = _plugin(args)
+    changed = freeze.freeze(plugin, force=args.force)
+    print(f"{'froze' if changed else 'unchanged'}: {plugin.req_out}")
+    return 0
+
+
+def _venv(args: argparse.Namespace) -> int:
+    from toolchain import venv
+
+    plugin = _plugin(args)
+    stamp = plugin.root / VENV_STAMP
+    allow_binary = (plugin.root / ALLOW_BINARY).exists()
+    want = venv.fingerprint(plugin.req_out, allow_binary)
+    if not args.force and stamp.is_file() and stamp.read_text(encoding="utf-8") == want:
+        stamp.touch()
+        print(f"unchanged: {plugin.venv}")
+        return 0
+    venv.build(plugin.venv, plugin.req_out, allow_binary=allow_binary)
+    stamp.write_text(want, encoding="utf-8")
+    print(f"built: {plugin.venv}")
+    return 0
+
+
+def _wheelhouse(args: argparse.Namespace) -> int:
+    from toolchain import release
+
+    print(f"wheelhouse: {release.build_wheelhouse(_plugin(args))}")
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    from toolchain import release
+
+    output = Path(args.output).absolute() if args.output else None
+    print(f"released: {release.release(_plugin(args), output)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `plugin-build` command line."""
+    p = parser("plugin-build", "Build steps of a plugin directory (run by its Makefile).")
+    p.add_argument("-C", "--directory", default=".", help="the plugin directory (default: .)")
+    sub = p.add_subparsers(dest="step", required=True)
+    s = sub.add_parser("freeze", help="pin requirements-to-freeze.txt into requirements3.txt")
+    s.add_argument("--force", action="store_true", help="re-resolve even if the input is unchanged")
+    s.set_defaults(func=_freeze)
+    s = sub.add_parser("venv", help="(re)build the virtualenv in local/ when the pins changed")
+    s.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
+    s.set_defaults(func=_venv)
+    s = sub.add_parser("wheelhouse", help="download or build one wheel per pin")
+    s.set_defaults(func=_wheelhouse)
+    s = sub.add_parser("release", help="build the .plugin file")
+    s.add_argument("--output", help="artifact path (default: NAME-VERSION-RELEASE.PLATFORM.plugin)")
+    s.set_defaults(func=_release)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `plugin-build`."""
+    p = build_parser()
+    return execute(p, lambda args: args.func(args), argv)
+
+
+def makefile_path_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `toolchain-makefile-path`: print where `Makefile.plugin` is."""
+    p = parser("toolchain-makefile-path", "Print the path of Makefile.plugin, for `include`.")
+    p.parse_args(argv)
+    print(makefile_plugin())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
