@@ -248,19 +248,20 @@ def parse_requires(value: str) -> list[tuple[str, str]]:
     """`other>=1.2, third` -> [('other', '>=1.2'), ('third', '')]."""
     from packaging.requirements import InvalidRequirement, Requirement
 
-    result = []
-    for item in (part.strip() for part in value.split(",")):
-        if not item:
-            continue
+    items: list[str] = []
+    for part in (p.strip() for p in value.split(",")):
         # A comma also separates specifiers (`a>=1,<2`): glue such parts to the previous one.
-        if result and item[0] in "<>=!~":
-            name, spec = result[-1]
-            result[-1] = (name, f"{spec},{item}")
-            continue
+        if items and part[:1] in ("<", ">", "=", "!", "~"):
+            items[-1] += "," + part
+        elif part:
+            items.append(part)
+    result = []
+    for item in items:
         try:
             req = Requirement(item)
         except InvalidRequirement as exc:
-            raise ConfigError(f"invalid plugin requirement {item!r}: {exc}") from None
+            reason = str(exc).splitlines()[0]
+            raise ConfigError(f"invalid plugin requirement {item!r}: {reason}") from None
         result.append((req.name, str(req.specifier)))
     return result
 
