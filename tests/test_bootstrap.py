@@ -1,0 +1,132 @@
+"""`bootstrap_plugin.py list` and `create`, through the entry function and the console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.plugin_dirs import tool_env
+from toolchain import template
+from toolchain.cli.bootstrap import main
+from toolchain.layout import makefile_plugin, templates_dir
+
+
+def test_list_shows_templates_with_descriptions(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("default  python3 plugin with a command in bin/")
+    assert "(default)" in out
+
+
+def test_hidden_templates_are_not_listed(tmp_path: Path) -> None:
+    for name in ("visible", "_hidden"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "cookiecutter.json").write_text(
+            json.dumps({"_name": "x", "_description": f"the {name} one"})
+        )
+    (tmp_path / "not-a-template").mkdir()
+    assert [(t.name, t.description) for t in template.available(tmp_path)] == [
+        ("visible", "the visible one")
+    ]
+
+
+def test_create_no_input_renders_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["create", "--no-input", "hello"]) == 0
+    root = tmp_path / "hello"
+    assert f"created: {root}" in capsys.readouterr().out
+    assert sorted(p.name for p in root.iterdir()) == sorted(
+        [".gitignore", ".plugin_format_version", ".releaseignore", "Makefile", "README.md",
+         "bin", "config.ini", "crontab", "postinstall", "python3_virtualenv_sources"]
+    )  # fmt: skip
+    assert os.access(root / "bin" / "hello", os.X_OK)
+    assert os.access(root / "postinstall", os.X_OK)
+    assert "name = hello\n_version = 0.1.0\n_release = 1\n" in (root / "config.ini").read_text()
+    assert "[custom]\n" in (root / "config.ini").read_text()
+    assert all(
+        line.startswith("#") for line in (root / "crontab").read_text().splitlines() if line
+    )
+    assert (root / "Makefile").read_text() == "include $(shell toolchain-makefile-path)\n"
+    assert (root / ".plugin_format_version").read_text().strip() == "1"
+    assert "/local/" in (root / ".gitignore").read_text()
+    assert (root / "python3_virtualenv_sources" / "allow_binary_packages").exists()
+
+
+def test_create_prompts_for_each_field(tmp_path: Path) -> None:
+    answers = "2.5\n3\nmy summary\nMIT\nhttps://x.org\nme <me@x.org>\nacme\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "toolchain.cli.bootstrap", "create", "asked"],
+        input=answers, capture_output=True, text=True, cwd=tmp_path, env=tool_env(),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "asked" / "config.ini").read_text()
+    for line in ("_version = 2.5", "_release = 3", "_summary = my summary", "_license = MIT",
+                 "_url = https://x.org", "_maintainer = me <me@x.org>", "_vendor = acme"):  # fmt: skip
+        assert line in text
+
+
+@pytest.mark.parametrize("name", ["bad name", "plugin_x", "base", "x" * 65])
+def test_create_refuses_invalid_name_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["create", "--no-input", name]) == 1
+    assert "invalid plugin name" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_create_refuses_existing_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hello").mkdir()
+    (tmp_path / "hello" / "mine.txt").write_text("precious")
+    assert main(["create", "--no-input", "hello"]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "hello").iterdir()] == ["mine.txt"]
+
+
+def test_create_unknown_template(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["create", "--no-input", "--template", "nope", "hello"]) == 1
+    assert "unknown template 'nope': choose one of default" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["create"])
+    assert info.value.code == 2
+
+
+@pytest.mark.slow
+def test_create_make_builds_the_venv(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [Path(sys.executable).parent / "bootstrap_plugin.py", "create", "--no-input", "--make",
+         "built"],
+        capture_output=True, text=True, cwd=tmp_path, env=tool_env(),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    root = tmp_path / "built"
+    assert (root / "local" / "bin" / "python").exists()
+    assert (root / "python3_virtualenv_sources" / "requirements3.txt").exists()
+
+
+def test_data_files_are_found(tmp_path: Path) -> None:
+    assert (templates_dir() / "default" / "cookiecutter.json").is_file()
+    assert makefile_plugin().is_file()
+    script = shutil.which("toolchain-makefile-path", path=str(Path(sys.executable).parent))
+    assert script, "the toolchain's console scripts are installed next to the interpreter"
+    out = subprocess.run([script], capture_output=True, text=True, check=True).stdout
+    assert Path(out.strip()).is_file()
+    assert Path(out.strip()).name == "Makefile.plugin"
