@@ -51,9 +51,7 @@ def test_create_no_input_renders_default(
     assert os.access(root / "postinstall", os.X_OK)
     assert "name = hello\n_version = 0.1.0\n_release = 1\n" in (root / "config.ini").read_text()
     assert "[custom]\n" in (root / "config.ini").read_text()
-    assert all(
-        line.startswith("#") for line in (root / "crontab").read_text().splitlines() if line
-    )
+    assert all(line.startswith("#") for line in (root / "crontab").read_text().splitlines() if line)
     assert (root / "Makefile").read_text() == "include $(shell toolchain-makefile-path)\n"
     assert (root / ".plugin_format_version").read_text().strip() == "1"
     assert "/local/" in (root / ".gitignore").read_text()
@@ -68,8 +66,9 @@ def test_create_prompts_for_each_field(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "asked" / "config.ini").read_text()
-    for line in ("_version = 2.5", "_release = 3", "_summary = my summary", "_license = MIT",
-                 "_url = https://x.org", "_maintainer = me <me@x.org>", "_vendor = acme"):  # fmt: skip
+    expected = ["_version = 2.5", "_release = 3", "_summary = my summary", "_license = MIT",
+                "_url = https://x.org", "_maintainer = me <me@x.org>", "_vendor = acme"]  # fmt: skip
+    for line in expected:
         assert line in text
 
 

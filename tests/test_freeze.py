@@ -80,7 +80,7 @@ def test_unresolvable_requirement_keeps_previous_pins(
 
 def test_missing_input_is_explained(plugin: PluginDir) -> None:
     plugin.req_in.unlink()
-    with pytest.raises(FreezeError, match="requirements-to-freeze.txt: missing"):
+    with pytest.raises(FreezeError, match=r"requirements-to-freeze\.txt: missing"):
         freeze.freeze(plugin)
 
 

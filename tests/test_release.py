@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import tarfile
 from pathlib import Path
 
@@ -114,9 +113,7 @@ def test_rebuild_is_byte_identical(
         assert {(m.mtime, m.uid, m.gid, m.uname) for m in tar.getmembers()} == {
             (1700000000, 0, 0, "")
         }
-    assert json.loads(
-        tarfile.open(first).extractfile("hello/.release/metadata.json").read()  # type: ignore[union-attr]
-    )["build_date"] == "2023-11-14T22:13:20Z"
+    assert artifact.read_head(first)[1]["build_date"] == "2023-11-14T22:13:20Z"
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000001")
     third = release.release(plugin, tmp_path / "three.plugin")
     assert third.read_bytes() != first.read_bytes()
@@ -163,7 +160,7 @@ def test_wheelhouse_check_names_missing_and_unpinned(tmp_path: Path, wheels: Pat
         (wheels / "gamma-1.0-py3-none-any.whl").read_bytes()
     )
     pin = freeze.Pin("alpha", "2.0", frozenset({"sha256:00"}))
-    with pytest.raises(ReleaseError, match="gamma-1.0-py3-none-any.whl: not pinned"):
+    with pytest.raises(ReleaseError, match=r"gamma-1\.0-py3-none-any\.whl: not pinned"):
         release.check_wheelhouse(house, [pin], tmp_path / "r.txt", built=set(), from_source=False)
     (house / "gamma-1.0-py3-none-any.whl").unlink()
     with pytest.raises(ReleaseError, match="no wheel for alpha"):

@@ -113,10 +113,10 @@ def dumps(doc: dict[str, Any]) -> bytes:
 
 
 def _info(
-    name: str, mtime: int, kind: int, mode: int, size: int = 0, target: str = ""
+    name: str, mtime: int, kind: bytes, mode: int, size: int = 0, target: str = ""
 ) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
-    info.type = kind  # type: ignore[assignment]
+    info.type = kind
     info.mode = mode
     info.size = size
     info.mtime = mtime

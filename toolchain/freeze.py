@@ -39,7 +39,7 @@ def is_fresh(plugin: PluginDir, constraints: Sequence[Path] = ()) -> bool:
     if not plugin.req_out.is_file():
         return False
     match = _STAMP.search(plugin.req_out.read_text(encoding="utf-8"))
-    return bool(match) and match.group(1) == input_digest(plugin, constraints)
+    return match is not None and match.group(1) == input_digest(plugin, constraints)
 
 
 _CARRIED = (

@@ -68,7 +68,7 @@ def build_wheelhouse(plugin: PluginDir) -> Path:
                 raise ReleaseError(
                     f"{plugin.req_out}: cannot build the wheelhouse: {exc}"
                 ) from None
-            built = {canonicalize_name(m) for m in _BUILT.findall(out)}
+            built = {str(canonicalize_name(m)) for m in _BUILT.findall(out)}
         else:
             built = set()
         check_wheelhouse(tmp, pins, plugin.req_out, built=built, from_source=not allow_binary)
