@@ -20,7 +20,7 @@ $(VENV)/.installed: $(SOURCES)
 install: $(VENV)/.installed ## set up .venv with the toolchain and the test tools
 
 demo: $(VENV)/.installed ## bootstrap, release, install and run the default template
-	bash bench/demo.sh
+	bash examples/demo.sh
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check toolchain tests bench

@@ -66,8 +66,15 @@ def test_create_prompts_for_each_field(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     text = (tmp_path / "asked" / "config.ini").read_text()
-    expected = ["_version = 2.5", "_release = 3", "_summary = my summary", "_license = MIT",
-                "_url = https://x.org", "_maintainer = me <me@x.org>", "_vendor = acme"]  # fmt: skip
+    expected = [
+        "_version = 2.5",
+        "_release = 3",
+        "_summary = my summary",
+        "_license = MIT",
+        "_url = https://x.org",
+        "_maintainer = me <me@x.org>",
+        "_vendor = acme",
+    ]
     for line in expected:
         assert line in text
 
