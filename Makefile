@@ -23,8 +23,8 @@ demo: $(VENV)/.installed ## bootstrap, release, install and run the default temp
 	bash examples/demo.sh
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check toolchain tests bench
-	$(BIN)/ruff format --check toolchain tests bench
+	$(BIN)/ruff check toolchain tests $(wildcard bench)
+	$(BIN)/ruff format --check toolchain tests $(wildcard bench)
 	$(BIN)/mypy
 
 test: lint ## lint, type-check and run the whole test suite
