@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
-SOURCES := pyproject.toml Makefile.plugin $(shell find toolchain templates -type f -not -name '*.pyc')
+SOURCES := pyproject.toml Makefile.plugin $(shell find toolchain templates scripts -type f -not -name '*.pyc')
 export PATH := $(BIN):$(PATH)
 
 .PHONY: demo test lint bench install clean

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from toolchain.cli import execute, parser
 from toolchain.errors import UsageError
-from toolchain.layout import ALLOW_BINARY, CONFIG_INI, VENV_STAMP, PluginDir, makefile_plugin
+from toolchain.layout import ALLOW_BINARY, CONFIG_INI, VENV_STAMP, PluginDir
 
 
 def _plugin(args: argparse.Namespace) -> PluginDir:
@@ -83,14 +83,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `plugin-build`."""
     p = build_parser()
     return execute(p, lambda args: args.func(args), argv)
-
-
-def makefile_path_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `toolchain-makefile-path`: print where `Makefile.plugin` is."""
-    p = parser("toolchain-makefile-path", "Print the path of Makefile.plugin, for `include`.")
-    p.parse_args(argv)
-    print(makefile_plugin())
-    return 0
 
 
 if __name__ == "__main__":
