@@ -61,3 +61,11 @@ class LockTimeout(ToolchainError):
 
 class NotInstalled(ToolchainError):
     """Raised when a command names a plugin that is not installed."""
+
+
+class CronError(ToolchainError):
+    """Raised when a plugin's `crontab` cannot be rendered or the user's crontab updated."""
+
+
+class ProcessManagerError(ToolchainError):
+    """Raised when the runtime's process manager (supervisord) cannot be run or reached."""

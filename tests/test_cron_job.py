@@ -1,0 +1,70 @@
+"""`plugin_cron`: one job run with its lock, its timeout and its log file."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from toolchain import cron_job
+from toolchain.cli.cron import main as cron_main
+
+# Stands in for plugin_wrapper: `wrapper NAME -- CMD...` runs CMD with a marker variable.
+FAKE_WRAPPER = """#!/bin/sh
+name="$1"; shift; shift
+export IN_PLUGIN_ENV="$name"
+exec "$@"
+"""
+
+
+@pytest.fixture
+def wrapper(tmp_path: Path) -> Path:
+    path = tmp_path / "fake_wrapper"
+    path.write_text(FAKE_WRAPPER, encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def test_output_and_status_go_to_the_plugin_log(tmp_path: Path, wrapper: Path) -> None:
+    home = tmp_path / "rt"
+    cmd = ["/bin/sh", "-c", 'echo "out $IN_PLUGIN_ENV"; echo err >&2; exit 3']
+    assert cron_job.run_job(home, "hello", cmd, wrapper=wrapper, timeout=0) == 3
+    log = cron_job.log_file(home, "hello").read_text()
+    assert "out hello\nerr\n" in log
+    assert " start pid " in log
+    assert " end exit 3 after " in log
+
+
+def test_timeout_terminates_the_process_group(tmp_path: Path, wrapper: Path) -> None:
+    home = tmp_path / "rt"
+    marker = tmp_path / "grandchild"
+    # The grandchild would create the marker if it outlived the timeout.
+    cmd = ["/bin/sh", "-c", f"(sleep 30; touch {marker}) & sleep 30"]
+    status = cron_job.run_job(home, "hello", cmd, wrapper=wrapper, timeout=0.5)
+    assert status == cron_job.TIMED_OUT
+    assert "timeout after 0.5s" in cron_job.log_file(home, "hello").read_text()
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    assert f"touch {marker}" not in ps.stdout
+
+
+def test_overlapping_run_is_skipped(tmp_path: Path, wrapper: Path) -> None:
+    home = tmp_path / "rt"
+    cmd = ["/bin/sh", "-c", "echo ran"]
+    from filelock import FileLock
+
+    lock_path = cron_job.lock_file(home, "hello", cmd)
+    lock_path.parent.mkdir(parents=True)
+    with FileLock(str(lock_path)):
+        assert cron_job.run_job(home, "hello", cmd, wrapper=wrapper, timeout=0) == 0
+    log = cron_job.log_file(home, "hello").read_text()
+    assert "skipped (previous run still running)" in log
+    assert " start pid " not in log
+
+
+def test_cli_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cron_main(["hello", "--"]) == 2
+    assert "no command given" in capsys.readouterr().err
+    assert cron_main(["hello", "--timeout", "-1", "--", "true"]) == 2
+    assert "must not be negative" in capsys.readouterr().err
+

@@ -1,0 +1,135 @@
+"""A plugin's crontab: rendering, wrapping, the runtime's marked blocks, the user's crontab."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tests.cron_fixtures import install_fake_crontab
+from toolchain import crontab
+from toolchain.errors import CronError
+
+ENV = {"PLUGINS_CURRENT_PLUGIN_DIR": "/opt/p/hello", "PLUGINS_CURRENT_PLUGIN_NAME": "hello"}
+TEXT = """# a comment
+
+*/5 * * * * {{PLUGINS_CURRENT_PLUGIN_DIR}}/bin/hello --name {{ PLUGINS_CURRENT_PLUGIN_NAME }}
+   # an indented comment
+@daily date +\\%Y >/dev/null 2>&1
+"""
+
+
+def test_parse_drops_comments_and_renders_placeholders() -> None:
+    jobs = crontab.parse(TEXT, ENV, "hello/crontab")
+    assert jobs == [
+        crontab.Job("*/5 * * * *", "/opt/p/hello/bin/hello --name hello"),
+        crontab.Job("@daily", "date +\\%Y >/dev/null 2>&1"),
+    ]
+
+
+def test_missing_variable_is_named() -> None:
+    with pytest.raises(CronError, match=r"hello/crontab:2: variable NOPE is not defined"):
+        crontab.parse("# x\n0 * * * * echo {{NOPE}}\n", ENV, "hello/crontab")
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("0 * * * ! echo", "invalid schedule"),
+        ("0 * * *", "expected a schedule and a command"),
+        ("@sometimes echo", "unknown schedule"),
+        ("MAILTO=me", "variable assignments"),
+        ("0 * * * * date +%Y", "write it as"),
+        ("0 * * * * echo {{ x", "invalid placeholder"),
+    ],
+)
+def test_bad_lines_are_errors_naming_the_line(line: str, problem: str) -> None:
+    with pytest.raises(CronError, match=rf"c:1: .*{problem}"):
+        crontab.parse(line, ENV, "c")
+
+
+def test_wrapped_line_runs_through_plugin_cron() -> None:
+    job = crontab.Job("0 1 * * *", "echo 'hi there' | tee x")
+    line = crontab.wrap("hello", job, Path("/venv/bin/plugin_cron"), 60)
+    schedule, command = line[:9], line[10:]
+    assert schedule == "0 1 * * *"
+    assert shlex.split(command) == [
+        "/venv/bin/plugin_cron",
+        "hello",
+        "--timeout",
+        "60",
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo 'hi there' | tee x",
+    ]
+
+
+def test_runtime_crontab_holds_marked_blocks(tmp_path: Path) -> None:
+    home = tmp_path / "rt"
+    jobs = [crontab.Job("@hourly", "true")]
+    blocks = {
+        "zeta": crontab.plugin_block(home, "zeta", jobs, Path("/b/plugin_cron"), 5),
+        "alpha": crontab.plugin_block(home, "alpha", jobs, Path("/b/plugin_cron"), 5),
+        "empty": crontab.plugin_block(home, "empty", [], Path("/b/plugin_cron"), 5),
+    }
+    lines = crontab.write_runtime_crontab(home, blocks).read_text().splitlines()
+    assert lines[0].startswith("# Generated")
+    assert lines[1] == f"# BEGIN plugin alpha of runtime {home}"
+    assert lines[2].startswith("@hourly /b/plugin_cron alpha --timeout 5 -- /bin/sh -c true")
+    assert lines[3] == f"# END plugin alpha of runtime {home}"
+    assert lines[4] == f"# BEGIN plugin zeta of runtime {home}"
+    assert len(lines) == 7
+
+
+def test_strip_keeps_foreign_lines_and_other_runtimes(tmp_path: Path) -> None:
+    home, other = tmp_path / "rt", tmp_path / "other"
+    b1, e1 = crontab.markers(home, "a")
+    b2, e2 = crontab.markers(other, "a")
+    text = "\n".join(["MAILTO=x", b1, "job1", e1, "0 0 * * * mine", b2, "job2", e2]) + "\n"
+    assert crontab.strip_runtime_blocks(home, text) == [
+        "MAILTO=x",
+        "0 0 * * * mine",
+        b2,
+        "job2",
+        e2,
+    ]
+
+
+def test_user_crontab_gets_blocks_and_keeps_foreign_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = install_fake_crontab(tmp_path, monkeypatch)
+    home = tmp_path / "rt"
+    table.write_text("# mine\n0 0 * * * /usr/bin/backup\n")
+    block = crontab.plugin_block(home, "a", [crontab.Job("@hourly", "x")], Path("/pc"), 5)
+    crontab.write_runtime_crontab(home, {"a": block})
+    assert crontab.should_install()
+    assert crontab.install_user_crontab(home)
+    assert table.read_text().splitlines() == ["# mine", "0 0 * * * /usr/bin/backup", *block]
+    assert not crontab.install_user_crontab(home)  # unchanged: not rewritten
+
+    crontab.write_runtime_crontab(home, {})
+    assert crontab.install_user_crontab(home)
+    assert table.read_text().splitlines() == ["# mine", "0 0 * * * /usr/bin/backup"]
+
+
+def test_user_crontab_created_when_the_user_has_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = install_fake_crontab(tmp_path, monkeypatch)
+    home = tmp_path / "rt"
+    block = crontab.plugin_block(home, "a", [crontab.Job("@hourly", "x")], Path("/pc"), 5)
+    crontab.write_runtime_crontab(home, {"a": block})
+    assert crontab.install_user_crontab(home)
+    assert table.read_text().splitlines() == block
+
+
+def test_timeout_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert crontab.timeout() == crontab.DEFAULT_TIMEOUT
+    monkeypatch.setenv("PLUGIN_CRON_TIMEOUT", "30")
+    assert crontab.timeout() == 30
+    monkeypatch.setenv("PLUGIN_CRON_TIMEOUT", "soon")
+    with pytest.raises(CronError, match="PLUGIN_CRON_TIMEOUT"):
+        crontab.timeout()
