@@ -67,4 +67,3 @@ def test_cli_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "no command given" in capsys.readouterr().err
     assert cron_main(["hello", "--timeout", "-1", "--", "true"]) == 2
     assert "must not be negative" in capsys.readouterr().err
-
