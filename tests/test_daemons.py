@@ -217,3 +217,47 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return ""
+
+
+def test_autorestart_matcher(tmp_path: Path) -> None:
+    from toolchain.autorestart import Matcher
+
+    (tmp_path / ".autorestart_includes").write_text("*.py\nconf/\n!conf/*.bak\n")
+    (tmp_path / ".autorestart_excludes").write_text("tests/\n")
+    matcher = Matcher(tmp_path)
+    assert matcher.matches("a.py") and matcher.matches("deep/new/b.py")
+    assert matcher.matches("conf/x.yaml") and not matcher.matches("conf/x.bak")
+    assert not matcher.matches("tests/test_a.py") and not matcher.matches("notes.txt")
+    assert not matcher.matches("local/lib/x.py") and not matcher.matches("__pycache__/a.py")
+    assert matcher.relative(str(tmp_path / "d" / "f")) == "d/f"
+    assert matcher.relative(str(tmp_path.parent / "f")) is None
+
+
+@pytest.mark.slow
+def test_autorestart_of_a_devlinked_plugin(home: Path, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / ".autorestart_includes").write_text("*.py\n")
+    (source / ".autorestart_excludes").write_text("skip_*.py\n")
+    (home / "plugins" / "dev").symlink_to(source)
+    programs = _programs(home, "dev")
+    supervisor.write_plugin(
+        home,
+        supervisor.PluginPrograms("dev", programs.plugin_dir, programs.daemons, True, "d"),
+    )
+    supervisor.start(home)
+    first = wait_for("daemon", lambda: running_pids(home, "dev"))
+    watcher_log = home / "log" / "dev" / "autorestart.log"
+    wait_for("watcher", lambda: "watching" in _read(watcher_log))
+
+    (source / "skip_me.py").write_text("excluded\n")
+    (source / "newdir").mkdir()
+    (source / "newdir" / "mod.py").write_text("included\n")
+    wait_for("restart", lambda: "restarted:" in _read(watcher_log))
+    after = wait_for("daemon again", lambda: running_pids(home, "dev"))
+    daemon = "dev.main.0"
+    assert after[daemon] != first[daemon]
+    changed = [line for line in _read(watcher_log).splitlines() if " changed: " in line]
+    assert len(changed) == 1
+    assert changed[0].endswith("changed: newdir/mod.py")
+    assert _read(home / "log" / "dev" / "main.log").count("started ") == 2
