@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon_fixtures import FAKE_WRAPPER, SERVICE, limits_of, running_pids, wait_for
-from toolchain import config, daemons, max_age, supervisor
+from toolchain import config, daemons, max_age, programs, supervisor
 from toolchain.errors import ConfigError
 
 
@@ -77,20 +77,20 @@ def test_program_files_escape_percent_and_keep_commands_out_of_the_ini(tmp_path:
     }
     found = daemons.daemons_of("p", merged)
     plugin_dir = home / "plugins" / "p"
-    supervisor.write_plugin(home, supervisor.PluginPrograms("p", plugin_dir, found, False, "d"))
-    conf = (supervisor.config_dir(home) / "p.conf").read_text()
+    programs.write_plugin(home, programs.PluginPrograms("p", plugin_dir, found, False, "d"))
+    conf = (programs.config_dir(home) / "p.conf").read_text()
     assert "not a comment" not in conf
     assert f"stdout_logfile = {home}/log/p/w.%(process_num)d.stdout.log" in conf
     assert f"stderr_logfile = {home}/log/p/w.%(process_num)d.stderr.log" in conf
     assert "numprocs = 2" in conf and "[group:p]" in conf
-    spec = (supervisor.config_dir(home) / "p.json").read_text()
+    spec = (programs.config_dir(home) / "p.json").read_text()
     assert "%Y ; # not a comment" in spec
 
 
 def test_socket_path_stays_short(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 90) / "runtime"
-    assert len(os.fsencode(supervisor.socket_path(deep))) <= 100
-    assert supervisor.socket_path(Path("/r")) == Path("/r/run/supervisor.sock")
+    assert len(os.fsencode(programs.socket_path(deep))) <= 100
+    assert programs.socket_path(Path("/r")) == Path("/r/run/supervisor.sock")
 
 
 def test_max_age_picks_the_oldest_overdue_worker_per_program() -> None:
@@ -113,7 +113,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     wrapper = tmp_path / "plugin_wrapper"
     wrapper.write_text(FAKE_WRAPPER, encoding="utf-8")
     wrapper.chmod(0o755)
-    monkeypatch.setattr(supervisor, "console_script", lambda name: wrapper)
+    monkeypatch.setattr(programs, "console_script", lambda name: wrapper)
     runtime = Path(os.environ["PLUGIN_RUNTIME_HOME"])
     (runtime / "plugins").mkdir(parents=True)
     try:
@@ -122,19 +122,19 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         supervisor.stop(runtime)
 
 
-def _programs(home: Path, name: str, **section: str) -> supervisor.PluginPrograms:
+def _programs(home: Path, name: str, **section: str) -> programs.PluginPrograms:
     plugin_dir = home / "plugins" / name
     plugin_dir.mkdir(exist_ok=True)
     (plugin_dir / "service.py").write_text(SERVICE, encoding="utf-8")
     values = {"_cmd_and_args": f"{sys.executable} service.py", **section}
     found = daemons.daemons_of(name, {"extra_daemon_main": values})
     digest = str(sorted(values.items()))
-    return supervisor.PluginPrograms(name, plugin_dir, found, False, digest)
+    return programs.PluginPrograms(name, plugin_dir, found, False, digest)
 
 
 @pytest.mark.slow
 def test_workers_run_with_count_limits_and_logs_and_are_respawned(home: Path) -> None:
-    supervisor.write_plugin(
+    programs.write_plugin(
         home,
         _programs(
             home,
@@ -177,7 +177,7 @@ def test_workers_run_with_count_limits_and_logs_and_are_respawned(home: Path) ->
             and p
         ),
     )
-    supervisor.remove_plugin(home, "svc")
+    programs.remove_plugin(home, "svc")
     supervisor.apply(home, ["svc"])
     assert not [p for p in supervisor.processes(home) if p.group == "svc"]
     for pid in restarted.values():
@@ -188,12 +188,12 @@ def test_workers_run_with_count_limits_and_logs_and_are_respawned(home: Path) ->
 
 @pytest.mark.slow
 def test_only_the_changed_plugin_is_touched(home: Path) -> None:
-    supervisor.write_plugin(home, _programs(home, "one"))
-    supervisor.write_plugin(home, _programs(home, "two"))
+    programs.write_plugin(home, _programs(home, "one"))
+    programs.write_plugin(home, _programs(home, "two"))
     supervisor.start(home)
     one = wait_for("one", lambda: running_pids(home, "one"))
     two = wait_for("two", lambda: running_pids(home, "two"))
-    supervisor.write_plugin(home, _programs(home, "two", numprocesses="2"))
+    programs.write_plugin(home, _programs(home, "two", numprocesses="2"))
     supervisor.apply(home, ["two"])
     wait_for("two workers", lambda: (p := running_pids(home, "two")) and len(p) == 2)
     assert running_pids(home, "one") == one
@@ -202,7 +202,7 @@ def test_only_the_changed_plugin_is_touched(home: Path) -> None:
 
 @pytest.mark.slow
 def test_worker_older_than_max_age_is_restarted(home: Path) -> None:
-    supervisor.write_plugin(home, _programs(home, "old", max_age="1"))
+    programs.write_plugin(home, _programs(home, "old", max_age="1"))
     supervisor.start(home)
     first = wait_for("worker", lambda: running_pids(home, "old"))
     wait_for(
@@ -240,10 +240,10 @@ def test_autorestart_of_a_devlinked_plugin(home: Path, tmp_path: Path) -> None:
     (source / ".autorestart_includes").write_text("*.py\n")
     (source / ".autorestart_excludes").write_text("skip_*.py\n")
     (home / "plugins" / "dev").symlink_to(source)
-    programs = _programs(home, "dev")
-    supervisor.write_plugin(
+    dev = _programs(home, "dev")
+    programs.write_plugin(
         home,
-        supervisor.PluginPrograms("dev", programs.plugin_dir, programs.daemons, True, "d"),
+        programs.PluginPrograms("dev", dev.plugin_dir, dev.daemons, True, "d"),
     )
     supervisor.start(home)
     first = wait_for("daemon", lambda: running_pids(home, "dev"))

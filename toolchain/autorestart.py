@@ -65,7 +65,7 @@ def _lines(path: Path) -> list[str] | None:
 
 def daemon_programs(home: Path, plugin: str) -> list[str]:
     """The daemon programs of `plugin`, from its program spec."""
-    from toolchain.supervisor import config_dir
+    from toolchain.programs import config_dir
 
     try:
         doc = json.loads((config_dir(home) / f"{plugin}.json").read_text(encoding="utf-8"))
