@@ -33,34 +33,37 @@ def _has_negation(spec) -> bool:  # type: ignore[no-untyped-def]
 def select(root: Path) -> list[str]:
     """Relative POSIX paths (files, symlinks, non-ignored dirs) to release, sorted."""
     spec = load_spec(root)
+    ignored = spec.match_file
     # Without negations an ignored directory cannot hold a kept file: skip its whole tree.
     prune = not _has_negation(spec)
     kept: list[str] = []
-    for current, dirs, files in os.walk(root):
-        rel_dir = os.path.relpath(current, root)
-        rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        keep_dirs = []
-        for d in sorted(dirs):
-            rel = rel_dir + d
-            if d in ALWAYS_EXCLUDED_DIRS or (not rel_dir and d in ALWAYS_EXCLUDED_TOP):
-                continue
-            if os.path.islink(os.path.join(current, d)):
-                if not spec.match_file(rel):
+    # Depth first with os.scandir: the kind of each entry comes with the listing, no stat.
+    pending: list[tuple[str, str]] = [(os.fspath(root), "")]
+    while pending:
+        current, rel_dir = pending.pop()
+        with os.scandir(current) as listing:
+            for entry in listing:
+                name = entry.name
+                rel = rel_dir + name
+                if entry.is_dir(follow_symlinks=False):
+                    if name in ALWAYS_EXCLUDED_DIRS or (
+                        not rel_dir and name in ALWAYS_EXCLUDED_TOP
+                    ):
+                        continue
+                    if ignored(rel + "/"):
+                        if prune:
+                            continue
+                    else:
+                        kept.append(rel)
+                    pending.append((entry.path, rel + "/"))
+                elif entry.is_symlink() and entry.is_dir():  # listed with the directories
+                    excluded = name in ALWAYS_EXCLUDED_DIRS or (
+                        not rel_dir and name in ALWAYS_EXCLUDED_TOP
+                    )
+                    if not excluded and not ignored(rel):
+                        kept.append(rel)
+                elif not name.endswith(ARTIFACT_SUFFIX) and not ignored(rel):
                     kept.append(rel)
-                continue
-            ignored = spec.match_file(rel + "/")
-            if ignored and prune:
-                continue
-            if not ignored:
-                kept.append(rel)
-            keep_dirs.append(d)
-        dirs[:] = keep_dirs
-        for f in files:
-            rel = rel_dir + f
-            if f.endswith(ARTIFACT_SUFFIX):
-                continue
-            if not spec.match_file(rel):
-                kept.append(rel)
     # A directory ignored itself but holding re-included files is still needed.
     present = set(kept)
     for rel in list(kept):
@@ -69,4 +72,5 @@ def select(root: Path) -> list[str]:
             present.add(parent)
             kept.append(parent)
             parent = parent.rpartition("/")[0]
-    return sorted(kept)
+    kept.sort()
+    return kept

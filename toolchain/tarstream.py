@@ -1,0 +1,223 @@
+"""A reproducible gzip-compressed tar stream, written fast and in bounded memory.
+
+The members are the ones `tarfile` would write in PAX format (same header bytes, same
+end-of-archive padding), but most headers are built directly instead of through
+`TarInfo.tobuf`, tar blocks are batched into large writes, and deflate runs in a second
+thread: zlib releases the GIL, so reading and hashing files overlaps with compression,
+as in `tar | gzip`. Memory stays bounded by a few batches whatever the archive size.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import queue
+import tarfile
+import threading
+from types import TracebackType
+from typing import BinaryIO
+
+BLOCK = tarfile.BLOCKSIZE
+RECORD = tarfile.RECORDSIZE
+_BATCH = 1 << 20  # bytes handed to the compressor at once
+_QUEUED = 8  # batches waiting for the compressor, at most
+_READ = 1 << 20
+_NUL_BLOCK = bytes(BLOCK)
+_ZEROS_7 = b"0000000\0"
+# devmajor and devminor of a non-device member: zeros or empty, depending on the Python.
+_DEVICE_FIELDS = tarfile.TarInfo("x").tobuf(tarfile.PAX_FORMAT)[329:345]
+
+
+def _octal(value: int, digits: int) -> bytes:
+    return b"%0*o\0" % (digits - 1, value)
+
+
+def _direct_header(name: str, kind: bytes, mode: int, size: int, mtime: int, link: str) -> bytes:
+    """A plain ustar header (root-owned, no names) for ASCII names that fit their fields."""
+    raw_name = name.encode("ascii")
+    raw_link = link.encode("ascii")
+    if len(raw_name) > 100 or len(raw_link) > 100 or size >= 8**11 or mtime >= 8**11:
+        raise ValueError("needs a PAX header")
+    head = b"".join(
+        (
+            raw_name.ljust(100, b"\0"),
+            _octal(mode & 0o7777, 8),
+            _ZEROS_7,  # uid
+            _ZEROS_7,  # gid
+            _octal(size, 12),
+            _octal(mtime, 12),
+            b"        ",  # checksum, computed over spaces
+            kind,
+            raw_link.ljust(100, b"\0"),
+            tarfile.POSIX_MAGIC,
+            bytes(64),  # uname, gname
+            _DEVICE_FIELDS,
+            bytes(155),  # prefix
+        )
+    ).ljust(BLOCK, b"\0")
+    return head[:148] + b"%06o\0" % sum(head) + head[155:]
+
+
+def tarinfo(name: str, kind: bytes, mode: int, size: int, mtime: int, link: str) -> tarfile.TarInfo:
+    """The `TarInfo` of a member owned by root with no user or group name."""
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.mode = mode
+    info.size = size
+    info.mtime = mtime
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.linkname = link
+    return info
+
+
+def _tarfile_header(name: str, kind: bytes, mode: int, size: int, mtime: int, link: str) -> bytes:
+    info = tarinfo(name, kind, mode, size, mtime, link)
+    return info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape")
+
+
+def _same_as_tarfile() -> bool:
+    """Whether the direct headers are byte-identical to this Python's `tarfile` ones."""
+    samples = [
+        ("top/", tarfile.DIRTYPE, 0o755, 0, 1700000000, ""),
+        ("top/a/file.txt", tarfile.REGTYPE, 0o644, 12345, 1700000000, ""),
+        ("top/bin/run", tarfile.REGTYPE, 0o755, 0, 0, ""),
+        ("top/link", tarfile.SYMTYPE, 0o777, 0, 1700000000, "a/file.txt"),
+    ]
+    return all(_direct_header(*s) == _tarfile_header(*s) for s in samples)
+
+
+_DIRECT = _same_as_tarfile()  # else this Python's tarfile writes other bytes: always ask it
+
+
+def header(
+    name: str, kind: bytes, mode: int, size: int = 0, mtime: int = 0, link: str = ""
+) -> bytes:
+    """The PAX-format header block(s) `tarfile` writes for such a member."""
+    if kind == tarfile.DIRTYPE and not name.endswith("/"):
+        name += "/"
+    if _DIRECT:
+        try:
+            return _direct_header(name, kind, mode, size, mtime, link)
+        except (UnicodeEncodeError, ValueError):
+            pass
+    return _tarfile_header(name, kind, mode, size, mtime, link)
+
+
+class _Compressor(threading.Thread):
+    """Deflates the batches it is handed, in order, into a gzip stream without name or time."""
+
+    def __init__(self, raw: BinaryIO, compresslevel: int) -> None:
+        super().__init__(name="tar-gzip", daemon=True)
+        self.batches: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUED)
+        self.error: BaseException | None = None
+        self._gz = gzip.GzipFile(
+            filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=compresslevel
+        )
+
+    def run(self) -> None:
+        try:
+            while (batch := self.batches.get()) is not None:
+                if self.error is None:
+                    self._gz.write(batch)
+            self._gz.close()
+        except BaseException as exc:  # reported by the writer's thread
+            self.error = exc
+            while self.batches.get() is not None:  # let the producer finish
+                pass
+
+
+class TarGzWriter:
+    """Writes tar members to a binary file as one gzip stream; use as a context manager."""
+
+    def __init__(self, raw: BinaryIO, compresslevel: int = 6) -> None:
+        self._buffer = bytearray()
+        self._offset = 0
+        self._worker = _Compressor(raw, compresslevel)
+        self._worker.start()
+
+    def _push(self, data: bytes | bytearray | memoryview) -> None:
+        self._buffer += data
+        if len(self._buffer) >= _BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._offset += len(self._buffer)
+            self._put(bytes(self._buffer))
+            self._buffer.clear()
+
+    def _put(self, item: bytes | None) -> None:
+        if self._worker.error is not None:
+            raise self._worker.error
+        self._worker.batches.put(item)
+
+    def add_dir(self, name: str, mtime: int) -> None:
+        """A directory member (mode 755)."""
+        self._push(header(name, tarfile.DIRTYPE, 0o755, 0, mtime))
+
+    def add_symlink(self, name: str, target: str, mtime: int) -> None:
+        """A symbolic link member."""
+        self._push(header(name, tarfile.SYMTYPE, 0o777, 0, mtime, target))
+
+    def add_bytes(self, name: str, data: bytes, mode: int, mtime: int) -> None:
+        """A regular file member holding `data`."""
+        self._push(header(name, tarfile.REGTYPE, mode, len(data), mtime))
+        self._push(data)
+        self._pad(len(data))
+
+    def add_file(
+        self, name: str, source: str | os.PathLike[str], size: int, mode: int, mtime: int
+    ) -> None:
+        """A regular file member copied from `source`, which must still be `size` bytes long."""
+        self._push(header(name, tarfile.REGTYPE, mode, size, mtime))
+        fd = os.open(source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            left = size
+            while left:
+                chunk = os.read(fd, min(left, _READ))
+                if not chunk:
+                    raise OSError(f"{os.fspath(source)}: changed while being packed")
+                self._push(chunk)
+                left -= len(chunk)
+        finally:
+            os.close(fd)
+        self._pad(size)
+
+    def _pad(self, size: int) -> None:
+        remainder = size % BLOCK
+        if remainder:
+            self._push(_NUL_BLOCK[remainder:])
+
+    def close(self) -> None:
+        """End the archive (two zero blocks, padded to a whole record) and the gzip stream."""
+        self._push(_NUL_BLOCK * 2)
+        total = self._offset + len(self._buffer)
+        if total % RECORD:
+            self._push(bytes(RECORD - total % RECORD))
+        self._flush()
+        self._put(None)
+        self._worker.join()
+        if self._worker.error is not None:
+            raise self._worker.error
+
+    def abort(self) -> None:
+        """Stop the compressor without finishing the archive (the output is discarded)."""
+        self._buffer.clear()
+        self._worker.error = self._worker.error or RuntimeError("aborted")
+        self._worker.batches.put(None)
+        self._worker.join()
+
+    def __enter__(self) -> TarGzWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
