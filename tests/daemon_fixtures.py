@@ -18,10 +18,12 @@ export PLUGINS_CURRENT_PLUGIN_NAME="$name"
 exec "$@"
 """
 
-# A daemon that reports its pid, then waits for SIGTERM.
+# A daemon that reports its pid, then waits for SIGTERM. One write per line: workers
+# share a log file, and a line written in pieces could interleave with another's.
 SERVICE = """import os, signal, sys, time
-print("started", os.getpid(), os.environ.get("PLUGINS_CURRENT_PLUGIN_NAME"), flush=True)
-print("to stderr", os.getpid(), file=sys.stderr, flush=True)
+name = os.environ.get("PLUGINS_CURRENT_PLUGIN_NAME")
+os.write(1, f"started {os.getpid()} {name}\\n".encode())
+os.write(2, f"to stderr {os.getpid()}\\n".encode())
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 while True:
     time.sleep(60)

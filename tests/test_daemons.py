@@ -156,7 +156,7 @@ def test_workers_run_with_count_limits_and_logs_and_are_respawned(home: Path) ->
     out = home / "log" / "svc" / "main.stdout.log"
     err = home / "log" / "svc" / "main.stderr.log"
     for pid in pids.values():
-        wait_for("stdout log", lambda pid=pid: f"started {pid} svc" in _read(out))
+        wait_for(f"stdout log {pid}", lambda pid=pid: f"started {pid} svc" in _read(out))
         wait_for("stderr log", lambda pid=pid: f"to stderr {pid}" in _read(err))
     assert "to stderr" not in _read(out)
 
