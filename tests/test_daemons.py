@@ -261,3 +261,25 @@ def test_autorestart_of_a_devlinked_plugin(home: Path, tmp_path: Path) -> None:
     assert len(changed) == 1
     assert changed[0].endswith("changed: newdir/mod.py")
     assert _read(home / "log" / "dev" / "main.log").count("started ") == 2
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("numprocesses = 1", "numprocesses = -1", r"numprocesses: -1 is below the minimum 1"),
+        ("max_age = 0", "max_age = 0\nworkers = 2", r"unknown key 'workers'"),
+        ("_cmd_and_args = svc\n", "", r"missing required key '_cmd_and_args'"),
+    ],
+)
+def test_bad_daemon_section_fails_the_release(
+    tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    from tests.plugin_dirs import render_default
+    from toolchain import release
+    from toolchain.layout import PluginDir
+
+    root = render_default(tmp_path, "svc", template_name="daemon")
+    ini = root / "config.ini"
+    ini.write_text(ini.read_text().replace(old, new))
+    with pytest.raises(ConfigError, match=rf"config.ini: \[extra_daemon_main\] {message}"):
+        release.release(PluginDir(root))

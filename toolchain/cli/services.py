@@ -1,0 +1,91 @@
+"""`plugins.start`, `plugins.stop`, `plugins.status`, `plugins.reload`: the runtime's daemons."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+
+from toolchain.cli import execute, parser
+from toolchain.errors import ProcessManagerError
+
+
+def _start(args: argparse.Namespace) -> int:
+    from toolchain import services
+    from toolchain.layout import runtime_home
+
+    home = runtime_home()
+    started = services.start(home)
+    print(f"{'started' if started else 'already running, configuration applied'}: {home}")
+    return 0
+
+
+def _stop(args: argparse.Namespace) -> int:
+    from toolchain import services
+    from toolchain.layout import runtime_home
+
+    home = runtime_home()
+    print(f"{'stopped' if services.stop(home) else 'not running'}: {home}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from toolchain import supervisor
+    from toolchain.layout import runtime_home
+
+    home = runtime_home()
+    if not supervisor.is_running(home):
+        raise ProcessManagerError(f"the process manager of {home} is not running: plugins.start")
+    found = [p for p in supervisor.processes(home) if not args.name or p.group in args.name]
+    if args.json:
+        doc = [{"group": p.group, "name": p.name, "state": p.state, "pid": p.pid} for p in found]
+        print(json.dumps(doc, indent=1))
+        return 0
+    width = max((len(p.spec) for p in found), default=0)
+    for p in found:
+        print(f"{p.spec:<{width}}  {p.state:<8}  {p.description}")
+    return 0
+
+
+def _reload(args: argparse.Namespace) -> int:
+    from toolchain import services
+    from toolchain.layout import runtime_home
+
+    home = runtime_home()
+    services.reload(home)
+    print(f"reloaded: {home}")
+    return 0
+
+
+def start_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `plugins.start`."""
+    p = parser(
+        "plugins.start",
+        "Start the runtime's process manager and every plugin's daemons; when it runs "
+        "already, apply configuration changes.",
+    )
+    return execute(p, _start, argv)
+
+
+def stop_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `plugins.stop`."""
+    p = parser("plugins.stop", "Stop every plugin's daemons gracefully, then the process manager.")
+    return execute(p, _stop, argv)
+
+
+def status_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `plugins.status`."""
+    p = parser("plugins.status", "Show the state of the plugins' daemons.")
+    p.add_argument("name", nargs="*", help="only these plugins")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return execute(p, _status, argv)
+
+
+def reload_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `plugins.reload`."""
+    p = parser(
+        "plugins.reload",
+        "Regenerate cron jobs and daemon programs from the current configuration; restart "
+        "the daemons whose configuration changed.",
+    )
+    return execute(p, _reload, argv)
