@@ -147,3 +147,18 @@ def test_start_status_stop_commands(home: Path, capsys: pytest.CaptureFixture[st
     assert not supervisor.is_running(home)
     assert stop_main([]) == 0
     assert "not running" in capsys.readouterr().out
+
+
+def test_hooks_and_cron_wrapper_stay_light() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, toolchain.services, toolchain.cli.services, toolchain.cli.cron;"
+        "heavy = ('pathspec', 'watchdog', 'supervisor', 'jinja2', 'cookiecutter', 'piptools');"
+        "print(sorted(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
