@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolchain import uv
 from toolchain.errors import CommandError, FreezeError
 from toolchain.layout import REQ_IN, PluginDir
 from toolchain.runner import clean_env, python, run
@@ -59,20 +60,11 @@ def _input_options(text: str) -> list[str]:
     return [line for line in lines if line.split("=", 1)[0].split(" ", 1)[0] in _CARRIED]
 
 
-def freeze(plugin: PluginDir, *, force: bool = False, constraints: Sequence[Path] = ()) -> bool:
-    """Freeze the plugin's requirements if the input changed; return whether it resolved."""
-    if not plugin.req_in.is_file():
-        raise FreezeError(f"{plugin.req_in}: missing; create it (it may be empty)")
-    if not force and is_fresh(plugin, constraints):
-        os.utime(plugin.req_out)  # tell make the output is up to date
-        return False
-    sources = plugin.req_in.parent
-    tmp = sources / f".{plugin.req_out.name}.tmp"
-    # Start from the current pins so that pip-tools keeps them where it can.
-    if plugin.req_out.is_file() and not force:
-        shutil.copyfile(plugin.req_out, tmp)
-    else:
-        tmp.unlink(missing_ok=True)
+def _compile(source: Path, output: Path, constraints: Sequence[Path]) -> None:
+    """Resolve `source` into `output` (in the same directory) with hashes."""
+    if uv.use():
+        uv.compile_requirements(source, output, python=python(), constraints=constraints)
+        return
     cmd = [
         python(),
         "-m",
@@ -88,13 +80,30 @@ def freeze(plugin: PluginDir, *, force: bool = False, constraints: Sequence[Path
         "--no-emit-find-links",
         "--no-emit-trusted-host",
         "--output-file",
-        tmp.name,
+        output.name,
     ]
     for path in constraints:
         cmd += ["--constraint", str(path.absolute())]
-    cmd.append(Path(REQ_IN).name)
+    cmd.append(source.name)
+    run(cmd, cwd=source.parent, env=clean_env(), what=f"pip-compile {REQ_IN}")
+
+
+def freeze(plugin: PluginDir, *, force: bool = False, constraints: Sequence[Path] = ()) -> bool:
+    """Freeze the plugin's requirements if the input changed; return whether it resolved."""
+    if not plugin.req_in.is_file():
+        raise FreezeError(f"{plugin.req_in}: missing; create it (it may be empty)")
+    if not force and is_fresh(plugin, constraints):
+        os.utime(plugin.req_out)  # tell make the output is up to date
+        return False
+    sources = plugin.req_in.parent
+    tmp = sources / f".{plugin.req_out.name}.tmp"
+    # Start from the current pins so that pip-tools keeps them where it can.
+    if plugin.req_out.is_file() and not force:
+        shutil.copyfile(plugin.req_out, tmp)
+    else:
+        tmp.unlink(missing_ok=True)
     try:
-        run(cmd, cwd=sources, env=clean_env(), what=f"pip-compile {REQ_IN}")
+        _compile(plugin.req_in, tmp, constraints)
         body = tmp.read_text(encoding="utf-8")
         extra = "".join(f"{opt}\n" for opt in _input_options(plugin.req_in.read_text("utf-8")))
         digest = input_digest(plugin, constraints)

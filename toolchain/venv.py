@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from toolchain import uv
 from toolchain.errors import CommandError, VenvError
 from toolchain.runner import clean_env, run
 
@@ -18,7 +19,16 @@ def venv_python(venv: Path) -> Path:
 
 
 def create(dest: Path) -> None:
-    """Create a virtualenv at `dest` with pip only, on the toolchain's interpreter."""
+    """Create a virtualenv at `dest` with pip only, on the toolchain's interpreter.
+
+    With `PLUGIN_BACKEND=uv` (see `toolchain.uv`) uv creates it, without pip.
+    """
+    if uv.use():
+        try:
+            uv.create_venv(dest, sys.executable)
+        except CommandError as exc:
+            raise VenvError(f"{dest}: cannot create the virtualenv: {exc}") from None
+        return
     from virtualenv import cli_run  # heavy: imported only by commands that build envs
 
     try:
@@ -46,6 +56,18 @@ def pip_install(
     allow_binary: bool = True,
 ) -> None:
     """Install the pinned, hashed `requirements` into the virtualenv at `dest`."""
+    if uv.use():
+        try:
+            uv.install(
+                venv_python(dest),
+                requirements,
+                find_links=find_links,
+                offline=offline,
+                allow_binary=allow_binary,
+            )
+        except CommandError as exc:
+            raise VenvError(str(exc)) from None
+        return
     cmd: list[str | Path] = [
         venv_python(dest),
         "-m",
