@@ -6,6 +6,7 @@ import gzip
 import io
 import os
 import tarfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,38 @@ def test_scan_refuses_a_fifo(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe")
     with pytest.raises(ArtifactError, match="not a regular file"):
         artifact.scan(tmp_path, ["pipe"])
+
+
+def test_crc32_combine_matches_zlib() -> None:
+    a, b = os.urandom(1000), os.urandom(77777)
+    assert tarstream.crc32_combine(zlib.crc32(a), zlib.crc32(b), len(b)) == zlib.crc32(a + b)
+    assert tarstream.crc32_combine(zlib.crc32(a), zlib.crc32(b""), 0) == zlib.crc32(a)
+
+
+def test_pack_is_scan_then_write_in_one_read(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "bin").mkdir(parents=True)
+    (src / "bin" / "run").write_text("#!/bin/sh\n")
+    (src / "bin" / "run").chmod(0o755)
+    (src / "big.bin").write_bytes(os.urandom(5 << 20))  # several batches
+    for i in range(300):
+        (src / f"f{i}.txt").write_text(f"file {i}\n" * i)
+    os.symlink("bin/run", src / "link")
+    rels = sorted(p.relative_to(src).as_posix() for p in src.rglob("*"))
+    meta = {"name": "top"}
+    written = artifact.write(tmp_path / "a.plugin", "top", artifact.scan(src, rels), meta, mtime=7)
+    packed = artifact.pack(
+        tmp_path / "b.plugin", "top", [(r, str(src / r)) for r in reversed(rels)], meta, mtime=7
+    )
+    assert packed == written
+    a = gzip.decompress((tmp_path / "a.plugin").read_bytes())
+    b = gzip.decompress((tmp_path / "b.plugin").read_bytes())  # checks the combined CRC
+    assert a == b and len(b) % tarfile.RECORDSIZE == 0
+    assert artifact.read_head(tmp_path / "b.plugin")[2] == written
+    with tarfile.open(tmp_path / "b.plugin", mode="r|gz") as tar:  # one gzip member
+        assert [m.name for m in tar][:4] == [
+            "top",
+            "top/.release",
+            "top/.release/metadata.json",
+            "top/.release/manifest.json",
+        ]

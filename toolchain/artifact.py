@@ -12,28 +12,31 @@ Metadata and manifest come first so that readers need not decompress the rest.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
 import os
+import shutil
 import stat
 import sys
 import sysconfig
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _encode_str  # the C one when available
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from toolchain.errors import ArtifactError
 from toolchain.layout import MANIFEST, METADATA, RELEASE_DIR
-from toolchain.tarstream import TarGzWriter
+from toolchain.tarstream import TarGzWriter, TarWriter, crc32_combine, gzip_header, gzip_trailer
 
 _CHUNK = 1 << 20
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_NO_SOURCE = Path()  # entries of `pack`, described after being packed
 # Release compression: most bytes are wheels (already deflated), and level 6 buys little
 # on the rest for twice the time of level 3.
 COMPRESSLEVEL = 3
@@ -186,6 +189,42 @@ def dumps_manifest(manifest: dict[str, Any]) -> bytes:
     return "".join(parts).encode()
 
 
+def _documents(
+    entries: list[Entry], metadata: dict[str, Any]
+) -> tuple[dict[str, Any], bytes, bytes]:
+    """(manifest, metadata bytes, manifest bytes); the metadata gets the files' total size."""
+    metadata = dict(metadata, size=sum(e.size for e in entries))
+    meta_bytes = dumps(metadata)
+    meta_entry = Entry(
+        METADATA, _NO_SOURCE, "file", 0o644, len(meta_bytes), hashlib.sha256(meta_bytes).hexdigest()
+    )
+    release_dir = Entry(RELEASE_DIR, _NO_SOURCE, "dir", 0o755)
+    manifest = manifest_of([*entries, meta_entry, release_dir])
+    return manifest, meta_bytes, dumps_manifest(manifest)
+
+
+@contextlib.contextmanager
+def _atomic(out: Path) -> Iterator[BinaryIO]:
+    """A temporary file beside `out`, renamed to it (mode 644) when the block succeeds."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            yield raw
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _add_head(tar: TarWriter, top: str, meta: bytes, manifest: bytes, mtime: int) -> None:
+    tar.add_dir(top, mtime)
+    tar.add_dir(f"{top}/{RELEASE_DIR}", mtime)
+    tar.add_bytes(f"{top}/{METADATA}", meta, 0o644, mtime)
+    tar.add_bytes(f"{top}/{MANIFEST}", manifest, 0o644, mtime)
+
+
 def write(
     out: Path,
     top: str,
@@ -201,37 +240,83 @@ def write(
     Files are streamed from their sources: memory does not grow with the artifact.
     """
     entries = [e for e in entries if e.path not in (METADATA, MANIFEST, RELEASE_DIR)]
-    metadata = dict(metadata, size=sum(e.size for e in entries))
-    meta_bytes = dumps(metadata)
-    meta_entry = Entry(
-        METADATA, Path(), "file", 0o644, len(meta_bytes), hashlib.sha256(meta_bytes).hexdigest()
-    )
-    release_dir = Entry(RELEASE_DIR, Path(), "dir", 0o755)
-    manifest = manifest_of([*entries, meta_entry, release_dir])
-    man_bytes = dumps_manifest(manifest)
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw, TarGzWriter(raw, compresslevel) as tar:
-            tar.add_dir(top, mtime)
-            tar.add_dir(f"{top}/{RELEASE_DIR}", mtime)
-            tar.add_bytes(f"{top}/{METADATA}", meta_bytes, 0o644, mtime)
-            tar.add_bytes(f"{top}/{MANIFEST}", man_bytes, 0o644, mtime)
-            for e in sorted(entries, key=lambda e: e.path):
-                name = f"{top}/{e.path}"
-                if e.kind == "dir":
-                    tar.add_dir(name, mtime)
-                elif e.kind == "symlink":
-                    tar.add_symlink(name, e.target, mtime)
-                else:
-                    tar.add_file(name, e.source, e.size, e.mode, mtime)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    manifest, meta_bytes, man_bytes = _documents(entries, metadata)
+    with _atomic(out) as raw, TarGzWriter(raw, compresslevel) as tar:
+        _add_head(tar, top, meta_bytes, man_bytes, mtime)
+        for e in sorted(entries, key=lambda e: e.path):
+            name = f"{top}/{e.path}"
+            if e.kind == "dir":
+                tar.add_dir(name, mtime)
+            elif e.kind == "symlink":
+                tar.add_symlink(name, e.target, mtime)
+            else:
+                tar.add_file(name, e.source, e.size, e.mode, mtime)
     return manifest
+
+
+def pack(
+    out: Path,
+    top: str,
+    members: Iterable[tuple[str, str]],
+    metadata: dict[str, Any],
+    *,
+    mtime: int,
+    compresslevel: int = COMPRESSLEVEL,
+) -> dict[str, Any]:
+    """`write` for `(path in the archive, source path)` pairs: each file is read once.
+
+    The same archive as `scan` then `write`, without reading every file twice: the
+    members are deflated first into a temporary file while they are hashed, then the
+    head (metadata, manifest) is deflated in front of them in the same gzip stream
+    (deflate data can be concatenated after a sync flush; the CRC-32s are combined).
+    """
+    entries: list[Entry] = []
+    members = sorted((p, s) for p, s in members if p not in (METADATA, MANIFEST, RELEASE_DIR))
+    with tempfile.TemporaryFile(dir=out.parent) as spool:
+        with TarWriter(spool, compresslevel, final=False) as body:
+            for path, source in members:
+                entries.append(_pack_one(body, f"{top}/{path}", path, source, mtime))
+        manifest, meta_bytes, man_bytes = _documents(entries, metadata)
+        with _atomic(out) as raw:
+            raw.write(gzip_header(compresslevel))
+            with TarWriter(raw, compresslevel, final=False) as head:
+                _add_head(head, top, meta_bytes, man_bytes, mtime)
+            spool.seek(0)
+            shutil.copyfileobj(spool, raw, _CHUNK)
+            with TarWriter(raw, compresslevel, final=True) as tail:
+                tail.end_archive(offset=head.size + body.size)
+            crc = crc32_combine(crc32_combine(head.crc, body.crc, body.size), tail.crc, tail.size)
+            raw.write(gzip_trailer(crc, head.size + body.size + tail.size))
+    return manifest
+
+
+def _pack_one(tar: TarWriter, name: str, path: str, source: str, mtime: int) -> Entry:
+    """Pack one member, opened once (no symlink followed); describe it for the manifest."""
+    try:
+        fd = os.open(source, _OPEN_FLAGS | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:  # a symlink (ELOOP), or unreadable: say what it is
+        st = os.lstat(source)
+        if stat.S_ISLNK(st.st_mode):
+            target = os.readlink(source)
+            tar.add_symlink(name, target, mtime)
+            return Entry(path, _NO_SOURCE, "symlink", 0o777, target=target)
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            raise ArtifactError(
+                f"{source}: not a regular file, directory or symlink; remove it"
+            ) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode):
+            mode = 0o755 if st.st_mode & 0o111 else 0o644
+            digest = tar.add_fd(name, fd, st.st_size, mode, mtime)
+            return Entry(path, _NO_SOURCE, "file", mode, st.st_size, digest)
+        if stat.S_ISDIR(st.st_mode):
+            tar.add_dir(name, mtime)
+            return Entry(path, _NO_SOURCE, "dir", 0o755)
+        raise ArtifactError(f"{source}: not a regular file, directory or symlink; remove it")
+    finally:
+        os.close(fd)
 
 
 def detect(path: Path) -> str:

@@ -156,17 +156,12 @@ def release(plugin: PluginDir, output: Path | None = None) -> Path:
     house = build_wheelhouse(plugin)
     epoch = source_date_epoch()
     out = output or plugin.root / artifact.artifact_name(cfg.name, cfg.version, cfg.release)
-    rel = releaseignore.select(plugin.root)
-    entries = artifact.scan(plugin.root, rel)
-    wheels = sorted(p.name for p in house.glob("*.whl"))
-    entries += artifact.scan(house, wheels)
-    entries = [
-        artifact.Entry(f"{WHEELHOUSE}/{e.path}", e.source, e.kind, e.mode, e.size, e.sha256)
-        if e.source.parent == house
-        else e
-        for e in entries
+    root, wheel_dir = os.fspath(plugin.root), os.fspath(house)
+    members = [(rel, os.path.join(root, rel)) for rel in releaseignore.select(plugin.root)]
+    members += [
+        (f"{WHEELHOUSE}/{p.name}", os.path.join(wheel_dir, p.name)) for p in house.glob("*.whl")
     ]
-    entries.append(artifact.Entry(WHEELHOUSE, house, "dir", 0o755))
-    artifact.write(out, cfg.name, entries, metadata(cfg, epoch), mtime=epoch)
+    members.append((WHEELHOUSE, wheel_dir))
+    artifact.pack(out, cfg.name, members, metadata(cfg, epoch), mtime=epoch)
     os.utime(out)  # newer than the directory entry its rename just changed: make sees it fresh
     return out

@@ -9,11 +9,13 @@ as in `tar | gzip`. Memory stays bounded by a few batches whatever the archive s
 
 from __future__ import annotations
 
-import gzip
+import hashlib
 import os
 import queue
+import struct
 import tarfile
 import threading
+import zlib
 from types import TracebackType
 from typing import BinaryIO
 
@@ -104,37 +106,93 @@ def header(
     return _tarfile_header(name, kind, mode, size, mtime, link)
 
 
-class _Compressor(threading.Thread):
-    """Deflates the batches it is handed, in order, into a gzip stream without name or time."""
+# CRC-32 of a concatenation from the CRCs of its parts (zlib's crc32_combine, which the
+# zlib module does not expose): the body of an archive is deflated before its head.
+_POLY = 0xEDB88320
 
-    def __init__(self, raw: BinaryIO, compresslevel: int) -> None:
-        super().__init__(name="tar-gzip", daemon=True)
+
+def _multmodp(a: int, b: int) -> int:
+    m, p = 1 << 31, 0
+    while True:
+        if a & m:
+            p ^= b
+            if (a & (m - 1)) == 0:
+                return p
+        m >>= 1
+        b = (b >> 1) ^ _POLY if b & 1 else b >> 1
+
+
+def _x2n_table() -> list[int]:
+    table, p = [], 1 << 30  # x^1
+    for _ in range(32):
+        table.append(p)
+        p = _multmodp(p, p)
+    return table
+
+
+_X2N = _x2n_table()
+
+
+def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
+    """CRC-32 of `a + b` from `crc32(a)`, `crc32(b)` and `len(b)`."""
+    p, k = 1 << 31, 3  # x^(8 * len2) mod P
+    while len2:
+        if len2 & 1:
+            p = _multmodp(_X2N[k & 31], p)
+        len2 >>= 1
+        k += 1
+    return _multmodp(p, crc1) ^ crc2
+
+
+class _Deflater(threading.Thread):
+    """Raw-deflates the batches it is handed, in order, into `sink`; keeps their CRC-32.
+
+    `final`: the stream ends the deflate data; else it ends byte-aligned (sync flush)
+    so that another raw deflate stream can follow it.
+    """
+
+    def __init__(self, sink: BinaryIO, compresslevel: int, final: bool) -> None:
+        super().__init__(name="tar-deflate", daemon=True)
         self.batches: queue.Queue[bytes | None] = queue.Queue(maxsize=_QUEUED)
         self.error: BaseException | None = None
-        self._gz = gzip.GzipFile(
-            filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=compresslevel
-        )
+        self.crc = 0
+        self._sink = sink
+        self._final = final
+        self._deflate = zlib.compressobj(compresslevel, zlib.DEFLATED, -zlib.MAX_WBITS)
 
     def run(self) -> None:
         try:
             while (batch := self.batches.get()) is not None:
                 if self.error is None:
-                    self._gz.write(batch)
-            self._gz.close()
+                    self.crc = zlib.crc32(batch, self.crc)
+                    self._sink.write(self._deflate.compress(batch))
+            if self.error is None:
+                self._sink.write(
+                    self._deflate.flush(zlib.Z_FINISH if self._final else zlib.Z_SYNC_FLUSH)
+                )
         except BaseException as exc:  # reported by the writer's thread
             self.error = exc
             while self.batches.get() is not None:  # let the producer finish
                 pass
 
 
-class TarGzWriter:
-    """Writes tar members to a binary file as one gzip stream; use as a context manager."""
+class TarWriter:
+    """Writes tar members as raw deflate data into `sink`, deflated in a second thread.
 
-    def __init__(self, raw: BinaryIO, compresslevel: int = 6) -> None:
+    One part of a gzip file: `gzip_header`, then the parts (the last one `final`, the
+    only one to end the archive with `end_archive`), then `gzip_trailer`.
+    """
+
+    def __init__(self, sink: BinaryIO, compresslevel: int = 6, *, final: bool = True) -> None:
         self._buffer = bytearray()
-        self._offset = 0
-        self._worker = _Compressor(raw, compresslevel)
+        self.size = 0  # uncompressed bytes handed to the deflater
+        self._worker = _Deflater(sink, compresslevel, final)
         self._worker.start()
+
+    @property
+    def crc(self) -> int:
+        """CRC-32 of the uncompressed part (once closed)."""
+        return self._worker.crc
 
     def _push(self, data: bytes | bytearray | memoryview) -> None:
         self._buffer += data
@@ -143,7 +201,7 @@ class TarGzWriter:
 
     def _flush(self) -> None:
         if self._buffer:
-            self._offset += len(self._buffer)
+            self.size += len(self._buffer)
             self._put(bytes(self._buffer))
             self._buffer.clear()
 
@@ -166,35 +224,45 @@ class TarGzWriter:
         self._push(data)
         self._pad(len(data))
 
+    def add_fd(self, name: str, fd: int, size: int, mode: int, mtime: int) -> str:
+        """A regular file member of the next `size` bytes of `fd`; return their sha256."""
+        self._push(header(name, tarfile.REGTYPE, mode, size, mtime))
+        digest = hashlib.sha256()
+        left = size
+        while left:
+            chunk = os.read(fd, min(left, _READ))
+            if not chunk:
+                raise OSError(f"{name}: changed while being packed")
+            digest.update(chunk)
+            self._push(chunk)
+            left -= len(chunk)
+        self._pad(size)
+        return digest.hexdigest()
+
     def add_file(
         self, name: str, source: str | os.PathLike[str], size: int, mode: int, mtime: int
-    ) -> None:
+    ) -> str:
         """A regular file member copied from `source`, which must still be `size` bytes long."""
-        self._push(header(name, tarfile.REGTYPE, mode, size, mtime))
         fd = os.open(source, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         try:
-            left = size
-            while left:
-                chunk = os.read(fd, min(left, _READ))
-                if not chunk:
-                    raise OSError(f"{os.fspath(source)}: changed while being packed")
-                self._push(chunk)
-                left -= len(chunk)
+            return self.add_fd(name, fd, size, mode, mtime)
         finally:
             os.close(fd)
-        self._pad(size)
 
     def _pad(self, size: int) -> None:
         remainder = size % BLOCK
         if remainder:
             self._push(_NUL_BLOCK[remainder:])
 
-    def close(self) -> None:
-        """End the archive (two zero blocks, padded to a whole record) and the gzip stream."""
+    def end_archive(self, offset: int = 0) -> None:
+        """Two zero blocks, padded to a whole record counting `offset` bytes before this part."""
         self._push(_NUL_BLOCK * 2)
-        total = self._offset + len(self._buffer)
+        total = offset + self.size + len(self._buffer)
         if total % RECORD:
             self._push(bytes(RECORD - total % RECORD))
+
+    def close(self) -> None:
+        """Deflate what is left and wait for the deflater."""
         self._flush()
         self._put(None)
         self._worker.join()
@@ -202,13 +270,13 @@ class TarGzWriter:
             raise self._worker.error
 
     def abort(self) -> None:
-        """Stop the compressor without finishing the archive (the output is discarded)."""
+        """Stop the deflater without finishing (the output is discarded)."""
         self._buffer.clear()
         self._worker.error = self._worker.error or RuntimeError("aborted")
         self._worker.batches.put(None)
         self._worker.join()
 
-    def __enter__(self) -> TarGzWriter:
+    def __enter__(self) -> TarWriter:
         return self
 
     def __exit__(
@@ -221,3 +289,29 @@ class TarGzWriter:
             self.close()
         else:
             self.abort()
+
+
+def gzip_header(compresslevel: int) -> bytes:
+    """The gzip header `gzip.GzipFile` writes with no file name and time 0."""
+    xfl = b"\002" if compresslevel == 9 else b"\004" if compresslevel == 1 else b"\000"
+    return b"\037\213\010\000" + bytes(4) + xfl + b"\377"
+
+
+def gzip_trailer(crc: int, size: int) -> bytes:
+    """CRC-32 and length (mod 2**32) of all the uncompressed data."""
+    return struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF)
+
+
+class TarGzWriter(TarWriter):
+    """A whole `.tar.gz` in one stream: gzip header, members, end of archive, trailer."""
+
+    def __init__(self, raw: BinaryIO, compresslevel: int = 6) -> None:
+        raw.write(gzip_header(compresslevel))
+        self._raw = raw
+        super().__init__(raw, compresslevel, final=True)
+
+    def close(self) -> None:
+        """End the archive and the gzip stream."""
+        self.end_archive()
+        super().close()
+        self._raw.write(gzip_trailer(self.crc, self.size))
