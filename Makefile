@@ -30,8 +30,13 @@ lint: $(VENV)/.installed
 test: lint ## lint, type-check and run the whole test suite
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-bench: $(VENV)/.installed ## run the benchmark suite
-	$(BIN)/python bench/run.py
+# The [fast] extra (uv, google-re2) too, for the uv rows; BENCH_ARGS=--quick for a short run.
+$(VENV)/.installed-fast: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet '.[fast]'
+	touch $@
+
+bench: $(VENV)/.installed-fast ## run the benchmark suite (bench/results/latest.json)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
