@@ -124,6 +124,10 @@ class Runtime:
         return self.home / "archive"
 
     @property
+    def venvs(self) -> Path:
+        return self.home / "venvs"
+
+    @property
     def lock(self) -> Path:
         return self.home / "lock"
 

@@ -1,0 +1,220 @@
+"""The operator's commands: plugins.install, uninstall, list, info, check, repackage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from toolchain.cli import EXIT_FAILURE, error, execute, parser
+from toolchain.errors import UsageError
+
+
+def _logging() -> None:
+    logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
+
+
+def install_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `plugins.install`."""
+    p = parser(
+        "plugins.install",
+        "Install .plugin files (all or nothing), offline, into $PLUGIN_RUNTIME_HOME.",
+    )
+    p.add_argument("files", nargs="*", type=Path, metavar="FILE.plugin")
+    strategy = p.add_mutually_exclusive_group()
+    strategy.add_argument(
+        "--upgrade", action="store_true", help="replace an installed plugin only with a newer one"
+    )
+    strategy.add_argument(
+        "--force", action="store_true", help="replace an installed plugin whatever its version"
+    )
+    p.add_argument("--new-name", metavar="NAME", help="install the file under another name")
+    p.add_argument(
+        "--devlink",
+        metavar="DIR",
+        type=Path,
+        help="development mode: the runtime entry links to the plugin source DIR",
+    )
+
+    def body(args: argparse.Namespace) -> None:
+        from toolchain import install
+
+        _logging()
+        if args.devlink is not None:
+            if args.files or args.new_name or args.upgrade:
+                raise UsageError("--devlink takes no FILE, --new-name nor --upgrade")
+            name = install.devlink(args.devlink, force=args.force)
+            print(f"devlinked {name} -> {args.devlink.absolute()}")
+            return
+        if not args.files:
+            raise UsageError("give at least one .plugin file (or --devlink DIR)")
+        chosen = install.FORCE if args.force else install.UPGRADE if args.upgrade else None
+        changes = install.install(
+            args.files, strategy=chosen or install.DEFAULT, new_name=args.new_name
+        )
+        for change in changes:
+            print(change)
+
+    return execute(p, body, argv)
+
+
+def uninstall_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `plugins.uninstall`."""
+    p = parser("plugins.uninstall", "Remove an installed (or devlinked) plugin.")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--clean", action="store_true", help="also remove the OP override file")
+
+    def body(args: argparse.Namespace) -> None:
+        from toolchain import install
+
+        _logging()
+        linked = install.uninstall(args.name, clean=args.clean)
+        print(f"uninstalled {args.name}" + (" (link only)" if linked else ""))
+
+    return execute(p, body, argv)
+
+
+def list_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `plugins.list`."""
+    p = parser("plugins.list", "List the installed plugins: name, version, release, home.")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="a JSON array of objects")
+    form.add_argument("--raw", action="store_true", help="tab-separated lines, no header")
+
+    def body(args: argparse.Namespace) -> None:
+        from toolchain import runtime
+        from toolchain.layout import Runtime
+
+        _logging()
+        with runtime.locked(Runtime.current()) as rt:
+            rows = [entry.as_dict() for entry in runtime.installed(rt)]
+        if args.json:
+            print(json.dumps(rows, indent=1))
+            return
+        fields = ("name", "version", "release", "home", "dev_link")
+        lines = [[str(row[f] or "") for f in fields] for row in rows]
+        if args.raw:
+            for line in lines:
+                print("\t".join(line).rstrip("\t"))
+            return
+        table = [[f.upper() for f in fields], *lines]
+        widths = [max(len(r[i]) for r in table) for i in range(len(fields))]
+        for line in table:
+            print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+    return execute(p, body, argv)
+
+
+def _print_info(doc: dict[str, Any]) -> None:
+    meta = doc.get("metadata", {})
+    for key in ("name", "home", "dev_link", "file"):
+        if doc.get(key):
+            print(f"{key}: {doc[key]}")
+    for key, value in meta.items():
+        if key != "name":
+            shown = ", ".join(value) if isinstance(value, list) else value
+            print(f"{key}: {shown}")
+    for key, value in doc.get("installed", {}).items():
+        print(f"{key}: {value}")
+    files = doc.get("files", [])
+    if files:
+        print("files:")
+    for row in files:
+        if row["type"] == "file":
+            print(f"  {row['mode']:>4} {row['size']:>10} {row['path']}")
+        elif row["type"] == "symlink":
+            print(f"  link {'':>10} {row['path']} -> {row['target']}")
+        else:
+            print(f"  dir  {'':>10} {row['path']}/")
+
+
+def _is_file_argument(target: str) -> bool:
+    return os.sep in target or target.endswith(".plugin") or Path(target).is_file()
+
+
+def info_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `plugins.info`."""
+    p = parser("plugins.info", "Metadata and file list of an installed plugin or a .plugin file.")
+    p.add_argument("target", metavar="NAME|FILE")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def body(args: argparse.Namespace) -> None:
+        from toolchain import inspection, runtime
+        from toolchain.layout import Runtime
+
+        _logging()
+        if _is_file_argument(args.target):
+            doc = inspection.file_info(Path(args.target))
+        else:
+            with runtime.locked(Runtime.current()) as rt:
+                doc = inspection.installed_info(rt, args.target)
+        if args.json:
+            print(json.dumps(doc, indent=1))
+        else:
+            _print_info(doc)
+
+    return execute(p, body, argv)
+
+
+def check_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `plugins.check`."""
+    p = parser(
+        "plugins.check",
+        "Verify an installed plugin's files against its artifact's hashes (exit 1 if any "
+        "file is modified, missing or extra).",
+    )
+    p.add_argument("name", metavar="NAME")
+
+    def body(args: argparse.Namespace) -> int:
+        from toolchain import inspection, runtime
+        from toolchain.layout import Runtime
+
+        _logging()
+        with runtime.locked(Runtime.current()) as rt:
+            report = inspection.check(rt, args.name)
+        for label, paths in (
+            ("modified", report.modified),
+            ("missing", report.missing),
+            ("extra", report.extra),
+        ):
+            for path in paths:
+                print(f"{label}: {path}")
+        if report.ok:
+            print(f"{args.name}: ok")
+            return 0
+        error(
+            f"plugin {args.name}: {len(report.modified)} modified, {len(report.missing)} "
+            f"missing, {len(report.extra)} extra file(s); reinstall it with --force to repair"
+        )
+        return EXIT_FAILURE
+
+    return execute(p, body, argv)
+
+
+def repackage_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `plugins.repackage`."""
+    p = parser(
+        "plugins.repackage",
+        "Build a .plugin from an installed plugin, with its installed name and its "
+        "effective configuration (overrides folded into config.ini).",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "--output", type=Path, metavar="DIR", help="directory for the file (default: here)"
+    )
+
+    def body(args: argparse.Namespace) -> None:
+        from toolchain import inspection, runtime
+        from toolchain.layout import Runtime
+
+        _logging()
+        output = (args.output or Path.cwd()).absolute()
+        with runtime.locked(Runtime.current()) as rt:
+            out = inspection.repackage(rt, args.name, output)
+        print(out)
+
+    return execute(p, body, argv)
