@@ -25,13 +25,13 @@ _BATCH = 1 << 20  # bytes handed to the compressor at once
 _QUEUED = 8  # batches waiting for the compressor, at most
 _READ = 1 << 20
 _NUL_BLOCK = bytes(BLOCK)
-_ZEROS_7 = b"0000000\0"
 # devmajor and devminor of a non-device member: zeros or empty, depending on the Python.
 _DEVICE_FIELDS = tarfile.TarInfo("x").tobuf(tarfile.PAX_FORMAT)[329:345]
 
 
-def _octal(value: int, digits: int) -> bytes:
-    return b"%0*o\0" % (digits - 1, value)
+# After the link name: magic, user and group names, device numbers, prefix, padding.
+_REST = (tarfile.POSIX_MAGIC + bytes(64) + _DEVICE_FIELDS).ljust(BLOCK - 257, b"\0")
+_REST_SUM = sum(_REST) + sum(b"        ")  # with the checksum field counted as spaces
 
 
 def _direct_header(name: str, kind: bytes, mode: int, size: int, mtime: int, link: str) -> bytes:
@@ -40,24 +40,15 @@ def _direct_header(name: str, kind: bytes, mode: int, size: int, mtime: int, lin
     raw_link = link.encode("ascii")
     if len(raw_name) > 100 or len(raw_link) > 100 or size >= 8**11 or mtime >= 8**11:
         raise ValueError("needs a PAX header")
-    head = b"".join(
-        (
-            raw_name.ljust(100, b"\0"),
-            _octal(mode & 0o7777, 8),
-            _ZEROS_7,  # uid
-            _ZEROS_7,  # gid
-            _octal(size, 12),
-            _octal(mtime, 12),
-            b"        ",  # checksum, computed over spaces
-            kind,
-            raw_link.ljust(100, b"\0"),
-            tarfile.POSIX_MAGIC,
-            bytes(64),  # uname, gname
-            _DEVICE_FIELDS,
-            bytes(155),  # prefix
-        )
-    ).ljust(BLOCK, b"\0")
-    return head[:148] + b"%06o\0" % sum(head) + head[155:]
+    # name, mode, uid, gid, size, mtime | checksum | type, link name, _REST
+    front = raw_name.ljust(100, b"\0") + b"%07o\x000000000\x000000000\x00%011o\x00%011o\x00" % (
+        mode & 0o7777,
+        size,
+        mtime,
+    )
+    back = kind + raw_link.ljust(100, b"\0")
+    checksum = sum(front) + sum(back) + _REST_SUM
+    return b"%s%06o\0 %s%s" % (front, checksum, back, _REST)
 
 
 def tarinfo(name: str, kind: bytes, mode: int, size: int, mtime: int, link: str) -> tarfile.TarInfo:
