@@ -308,7 +308,12 @@ class _Sink:
             if any("/".join(parts[:i]) in self.links for i in range(1, len(parts))):
                 raise ArtifactError(f"{self.where}: {rel!r} lies under a symlink")
             self._parent(rel)
-            os.symlink(self.links[rel], self.dest / rel)
+            try:
+                os.symlink(self.links[rel], self.dest / rel)
+            except OSError:
+                raise ArtifactError(
+                    f"{self.where}: {rel!r} conflicts with another member"
+                ) from None
         real = os.path.realpath(self.dest)
         for rel in self.links:
             resolved = os.path.realpath(self.dest / rel)

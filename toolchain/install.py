@@ -196,7 +196,9 @@ def _postinstall(runtime_: Runtime, staged: _Staged) -> None:
         raise InstallError(f"plugin {staged.name}: {exc}") from None
 
 
-def _stage(runtime_: Runtime, file: Path, tid: str, strategy: str, new_name: str | None) -> _Staged:
+def _stage(
+    runtime_: Runtime, file: Path, tid: str, strategy: str, new_name: str | None, taken: set[str]
+) -> _Staged:
     if not file.is_file():
         raise ArtifactError(f"{file}: no such file")
     top = artifact.read_head(file)[0]
@@ -205,6 +207,9 @@ def _stage(runtime_: Runtime, file: Path, tid: str, strategy: str, new_name: str
         check_name(name)
     except InvalidName as exc:
         raise InstallError(f"{file}: {exc}") from None
+    if name in taken:
+        raise UsageError(f"{file}: plugin {name} is given twice")
+    taken.add(name)
     _check_strategy(runtime_, name, strategy, None)  # fail early, before any work
     staged = _Staged(name, swap.staging_path(runtime_, name, tid))
     got = extract(file, staged.path)
@@ -283,12 +288,11 @@ def install(
     with runtime.locked(rt):
         tid = swap.new_id()
         staged: list[_Staged] = []
+        taken: set[str] = set()
         changes: list[Change] = []
         try:
             for file in files:
-                item = _stage(rt, Path(file), tid, strategy, new_name)
-                if any(s.name == item.name for s in staged):
-                    raise UsageError(f"{file}: plugin {item.name} is given twice")
+                item = _stage(rt, Path(file), tid, strategy, new_name, taken)
                 staged.append(item)
                 meta = runtime.read_json(item.path / METADATA)
                 changes.append(
