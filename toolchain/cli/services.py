@@ -11,11 +11,13 @@ from toolchain.errors import ProcessManagerError
 
 
 def _start(args: argparse.Namespace) -> int:
-    from toolchain import services
-    from toolchain.layout import runtime_home
+    from toolchain import runtime, services
+    from toolchain.layout import Runtime
 
-    home = runtime_home()
-    started = services.start(home)
+    rt = Runtime.current()
+    home = rt.home
+    with runtime.locked(rt):  # no install or uninstall changes the programs meanwhile
+        started = services.start(home)
     print(f"{'started' if started else 'already running, configuration applied'}: {home}")
     return 0
 
@@ -48,11 +50,13 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _reload(args: argparse.Namespace) -> int:
-    from toolchain import services
-    from toolchain.layout import runtime_home
+    from toolchain import runtime, services
+    from toolchain.layout import Runtime
 
-    home = runtime_home()
-    services.reload(home)
+    rt = Runtime.current()
+    home = rt.home
+    with runtime.locked(rt):
+        services.reload(home)
     print(f"reloaded: {home}")
     return 0
 

@@ -1,0 +1,136 @@
+"""End to end: the daemon template released, installed, run, upgraded and uninstalled."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cron_fixtures import install_fake_crontab
+from tests.daemon_fixtures import limits_of, running_pids, wait_for
+from tests.plugin_dirs import render_default
+from toolchain import crontab, freeze, release, services, supervisor
+from toolchain.cli.plugins import install_main, uninstall_main
+from toolchain.cli.services import reload_main
+from toolchain.layout import PluginDir
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """The test's runtime, its process manager running; stopped at the end."""
+    runtime = Path(os.environ["PLUGIN_RUNTIME_HOME"])
+    runtime.mkdir(parents=True, exist_ok=True)
+    services.start(runtime)
+    try:
+        yield runtime
+    finally:
+        services.stop(runtime)
+
+
+def _service(parent: Path, version: str = "0.1.0") -> Path:
+    parent.mkdir(parents=True, exist_ok=True)
+    root = render_default(parent, "svc", template_name="daemon")
+    ini = root / "config.ini"
+    text = ini.read_text()
+    text = text.replace("_version = 0.1.0", f"_version = {version}")
+    text = text.replace("interval = 5", "interval = 0.2")
+    text = text.replace("numprocesses = 1", "numprocesses = 2")
+    text = text.replace("rlimit_nofile = 0", "rlimit_nofile = 256")
+    ini.write_text(text)
+    (root / "crontab").write_text("*/10 * * * * echo {{PLUGINS_CURRENT_PLUGIN_NAME}} >/dev/null\n")
+    return root
+
+
+def _release(root: Path) -> Path:
+    plugin = PluginDir(root)
+    freeze.freeze(plugin)
+    return release.release(plugin)
+
+
+def test_daemon_plugin_lifecycle(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = install_fake_crontab(tmp_path, monkeypatch)
+    table.write_text("0 3 * * * foreign\n")
+    first = _release(_service(tmp_path / "v1"))
+    assert install_main([str(first)]) == 0
+
+    pids = wait_for("two workers", lambda: running_pids(home, "svc"))
+    assert sorted(pids) == ["svc.main.0", "svc.main.1"]
+    for pid in pids.values():
+        assert limits_of(pid)["Max open files"] == "256"
+    log = home / "log" / "svc" / "main.log"
+    wait_for("heartbeat", lambda: log.is_file() and "svc is alive" in log.read_text())
+    assert "echo svc" in crontab.crontab_file(home).read_text()
+    assert "echo svc" in table.read_text() and "foreign" in table.read_text()
+
+    # A configuration change: the operator's override, then plugins.reload.
+    override = home / "config" / "plugins" / "svc.ini"
+    override.write_text("[extra_daemon_main]\nnumprocesses = 3\n")
+    assert reload_main([]) == 0
+    pids = wait_for("three workers", lambda: (p := running_pids(home, "svc")) and len(p) == 3 and p)
+    override.write_text("[extra_daemon_main]\nnumprocesses = 2\n")
+    assert reload_main([]) == 0
+    pids = wait_for("two workers", lambda: (p := running_pids(home, "svc")) and len(p) == 2 and p)
+
+    second = _release(_service(tmp_path / "v2", "0.2.0"))
+    assert install_main(["--upgrade", str(second)]) == 0
+    wait_for(
+        "restarted workers",
+        lambda: (p := running_pids(home, "svc")) and set(p.values()).isdisjoint(pids.values()),
+    )
+    assert "stopped" in log.read_text()  # SIGTERM handled: a clean stop
+
+    assert uninstall_main(["svc"]) == 0
+    assert not [p for p in supervisor.processes(home) if p.group == "svc"]
+    assert "svc" not in crontab.crontab_file(home).read_text()
+    assert table.read_text() == "0 3 * * * foreign\n"
+
+
+def test_bad_daemon_override_fails_the_install(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    artifact = _release(_service(tmp_path / "v1"))
+    override = home / "config" / "plugins" / "svc.ini"
+    override.parent.mkdir(parents=True, exist_ok=True)
+    override.write_text("[extra_daemon_main]\nnumprocesses = -1\n")
+    assert install_main([str(artifact)]) == 1
+    err = capsys.readouterr().err
+    assert "svc.ini" in err and "[extra_daemon_main] numprocesses" in err
+    assert not [p for p in supervisor.processes(home) if p.group == "svc"]
+
+
+def test_devlinked_daemon_restarts_once_on_an_included_change(home: Path, tmp_path: Path) -> None:
+    source = _service(tmp_path / "src")
+    assert install_main(["--devlink", str(source)]) == 0
+    first = _workers(wait_for("two workers and a watcher", lambda: running_pids(home, "svc")))
+    assert len(first) == 2
+    watcher_log = home / "log" / "svc" / "autorestart.log"
+    wait_for("watcher", lambda: watcher_log.is_file() and "watching" in watcher_log.read_text())
+
+    (source / "tests").mkdir()
+    (source / "tests" / "test_it.py").write_text("excluded by .autorestart_excludes\n")
+    (source / "newpkg").mkdir()
+    (source / "newpkg" / "mod.py").write_text("included by .autorestart_includes\n")
+    wait_for("restart", lambda: "restarted:" in watcher_log.read_text())
+    wait_for(
+        "restarted workers",
+        lambda: (
+            (p := running_pids(home, "svc"))
+            and set(_workers(p).values()).isdisjoint(first.values())
+        ),
+    )
+    changed = [line for line in watcher_log.read_text().splitlines() if " changed: " in line]
+    assert len(changed) == 1 and changed[0].endswith("changed: newpkg/mod.py")
+
+    assert uninstall_main(["svc"]) == 0
+    assert not [p for p in supervisor.processes(home) if p.group == "svc"]
+    assert source.is_dir()  # only the link went away
+
+
+def _workers(pids: dict[str, int]) -> dict[str, int]:
+    return {name: pid for name, pid in pids.items() if name.startswith("svc.main.")}
