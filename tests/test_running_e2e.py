@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from tests.cron_fixtures import install_fake_crontab
 from tests.daemon_fixtures import limits_of, running_pids, wait_for
-from tests.plugin_dirs import render_default
+from tests.plugin_dirs import render_default, tool_env
 from toolchain import crontab, freeze, release, services, supervisor
 from toolchain.cli.plugins import install_main, uninstall_main
 from toolchain.cli.services import reload_main
@@ -41,7 +42,10 @@ def _service(parent: Path, version: str = "0.1.0") -> Path:
     text = text.replace("numprocesses = 1", "numprocesses = 2")
     text = text.replace("rlimit_nofile = 0", "rlimit_nofile = 256")
     ini.write_text(text)
-    (root / "crontab").write_text("*/10 * * * * echo {{PLUGINS_CURRENT_PLUGIN_NAME}} >/dev/null\n")
+    (root / "crontab").write_text(
+        "*/10 * * * * echo 'job of {{PLUGINS_CURRENT_PLUGIN_NAME}}:' "
+        '"$PLUGINS_CURRENT_PLUGIN_CUSTOM_MESSAGE"\n'
+    )
     return root
 
 
@@ -65,8 +69,14 @@ def test_daemon_plugin_lifecycle(
         assert limits_of(pid)["Max open files"] == "256"
     log = home / "log" / "svc" / "main.log"
     wait_for("heartbeat", lambda: log.is_file() and "svc is alive" in log.read_text())
-    assert "echo svc" in crontab.crontab_file(home).read_text()
-    assert "echo svc" in table.read_text() and "foreign" in table.read_text()
+    lines = crontab.crontab_file(home).read_text().splitlines()
+    job = next(line for line in lines if "job of svc" in line)
+    assert job in table.read_text() and "foreign" in table.read_text()
+    # Run the job as cron would: the command after the five schedule fields, by sh.
+    command = job.split(None, 5)[5]
+    subprocess.run(["/bin/sh", "-c", command], check=True, env=tool_env())
+    cron_log = home / "log" / "svc" / "cron.log"
+    assert "job of svc: svc is alive\n" in cron_log.read_text()
 
     # A configuration change: the operator's override, then plugins.reload.
     override = home / "config" / "plugins" / "svc.ini"
