@@ -270,6 +270,18 @@ def _previous(runtime_: Runtime, name: str) -> str | None:
     return f"{current.version}-{current.release}"
 
 
+def _abort(rt: Runtime, tid: str) -> None:
+    """After a failure: without a journal nothing was committed, staging is debris."""
+    if (rt.plugins / f"{swap.JOURNAL}{tid}.json").exists():
+        return  # the commit was decided: the next command completes it
+    try:
+        for leftover in rt.plugins.glob(f"{swap.STAGING}*-{tid}"):
+            swap.drop(leftover)
+    except OSError as exc:
+        log.warning("%s: staging entries left for the next command: %s", rt.plugins, exc)
+    runtime.collect_venvs(rt)
+
+
 def install(
     files: Sequence[Path],
     *,
@@ -301,11 +313,7 @@ def install(
             moves = [swap.Move(s.name, s.path, swap.backup_path(rt, s.name, tid)) for s in staged]
             swap.commit(rt, tid, moves)
         except BaseException:
-            # Without a journal nothing was committed: the staging entries are debris.
-            if not (rt.plugins / f"{swap.JOURNAL}{tid}.json").exists():
-                for leftover in rt.plugins.glob(f"{swap.STAGING}*-{tid}"):
-                    swap.drop(leftover)
-                runtime.collect_venvs(rt)
+            _abort(rt, tid)
             raise
         runtime.collect_venvs(rt)
         for item in staged:
@@ -336,8 +344,7 @@ def devlink(source_dir: Path, *, force: bool = False, runtime_: Runtime | None =
             staging.symlink_to(source, target_is_directory=True)
             swap.commit(rt, tid, [swap.Move(name, staging, swap.backup_path(rt, name, tid))])
         except BaseException:
-            if not (rt.plugins / f"{swap.JOURNAL}{tid}.json").exists():
-                swap.drop(staging)
+            _abort(rt, tid)
             raise
         runtime.collect_venvs(rt)
         finalize(rt, name)

@@ -109,7 +109,11 @@ def collect_venvs(runtime: Runtime) -> list[Path]:
     removed = []
     for venv in sorted(runtime.venvs.iterdir()):
         if venv.name not in used:
-            swap.drop(venv)
+            try:
+                swap.drop(venv)
+            except OSError as exc:  # only space is lost: the next command retries
+                log.warning("%s: cannot remove this unused virtualenv: %s", venv, exc)
+                continue
             removed.append(venv)
     return removed
 

@@ -1,0 +1,187 @@
+"""Crash safety: every step of install, upgrade and uninstall fails or is SIGKILLed in turn.
+
+Whatever the step, the next command leaves the plugin fully old or fully new: its files
+match its manifest, its `local` link points at its own virtualenv, and no staging,
+backup, journal or orphaned virtualenv remains.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.plugin_factory import build_plugin
+from toolchain import install, swap
+from toolchain.cli.plugins import check_main, install_main, list_main, uninstall_main
+from toolchain.layout import METADATA, Runtime
+from toolchain.runtime import read_json
+
+BIN = Path(sys.executable).parent
+STEPS = ("rename", "drop", "write_journal", "remove_journal")
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("artifacts")
+    return {v: build_plugin(d, "hello", v) for v in ("1.0", "2.0")}
+
+
+def version(rt: Runtime) -> str | None:
+    """The installed version of `hello`, after checking it is whole; None when absent."""
+    assert list_main(["--raw"]) == 0  # the next command: recovery runs here
+    assert sorted(p.name for p in rt.plugins.iterdir() if p.name.startswith(".")) == []
+    venvs = sorted(rt.venvs.iterdir())
+    if not rt.plugin("hello").exists():
+        assert venvs == []
+        return None
+    assert check_main(["hello"]) == 0
+    assert venvs == [(rt.plugin("hello") / "local").resolve()]
+    return str(read_json(rt.plugin("hello") / METADATA)["version"])
+
+
+class Faults:
+    """Counts the swap steps and makes the `fail_at`-th one raise OSError."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[str] = []
+        self.fail_at = 0
+        for name in STEPS:
+            monkeypatch.setattr(swap, name, self._wrap(name, getattr(swap, name)))
+
+    def _wrap(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def step(*args: Any) -> Any:
+            self.calls.append(name)
+            if len(self.calls) == self.fail_at:
+                raise OSError(28, f"injected failure at {name}")
+            return real(*args)
+
+        return step
+
+    def arm(self, fail_at: int) -> None:
+        self.calls = []
+        self.fail_at = fail_at
+
+
+def _fake_venv(dest: Path, requirements: Path | None, **_kw: object) -> None:
+    (dest / "bin").mkdir(parents=True)
+
+
+OPERATIONS: dict[str, tuple[str | None, Callable[[dict[str, Path]], int], str | None]] = {
+    # name: (version installed first, operation, version it brings)
+    "install": (None, lambda a: install_main([str(a["1.0"])]), "1.0"),
+    "upgrade": ("1.0", lambda a: install_main(["--upgrade", str(a["2.0"])]), "2.0"),
+    "uninstall": ("1.0", lambda a: uninstall_main(["hello"]), None),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_each_failing_step_leaves_old_or_new(
+    operation: str,
+    artifacts: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(install.venv, "build", _fake_venv)
+    faults = Faults(monkeypatch)
+    before, run, after = OPERATIONS[operation]
+
+    def fresh(label: str) -> Runtime:
+        monkeypatch.setenv("PLUGIN_RUNTIME_HOME", str(tmp_path / label))
+        rt = Runtime.current()
+        faults.arm(0)
+        if before:
+            assert install_main([str(artifacts[before])]) == 0
+        return rt
+
+    rt = fresh("dry-run")
+    faults.arm(0)
+    assert run(artifacts) == 0
+    steps = list(faults.calls)
+    journal = steps.index("write_journal") + 1  # once it is written, the new state wins
+    assert version(rt) == after
+
+    for k in range(1, len(steps) + 1):
+        rt = fresh(f"fail-{k}")
+        faults.arm(k)
+        run(artifacts)
+        faults.arm(0)
+        expected = before if k <= journal else after
+        assert version(rt) == expected, (k, steps[k - 1])
+
+
+def _install_v1(rt: Runtime, artifacts: dict[str, Path]) -> None:
+    assert install_main([str(artifacts["1.0"])]) == 0
+    assert version(rt) == "1.0"
+
+
+def _run_killed(args: list[str], **env: str) -> int:
+    proc = subprocess.run(
+        [str(BIN / args[0]), *args[1:]],
+        env={**os.environ, **env},
+        capture_output=True,
+        start_new_session=True,
+        timeout=120,
+    )
+    return proc.returncode
+
+
+@pytest.mark.parametrize(
+    ("point", "expected"),
+    [
+        ("journal-written", "2.0"),
+        ("backup-renamed", "2.0"),
+        ("staging-renamed", "2.0"),
+        ("journal-removed", "2.0"),
+    ],
+)
+def test_sigkill_during_upgrade_is_recovered(
+    artifacts: dict[str, Path], point: str, expected: str
+) -> None:
+    rt = Runtime.current()
+    _install_v1(rt, artifacts)
+    code = _run_killed(
+        ["plugins.install", "--upgrade", str(artifacts["2.0"])], **{swap.FAILPOINT_ENV: point}
+    )
+    assert code == -signal.SIGKILL
+    assert version(rt) == expected
+
+
+@pytest.mark.parametrize("point", ["journal-written", "backup-renamed"])
+def test_sigkill_during_uninstall_is_recovered(artifacts: dict[str, Path], point: str) -> None:
+    rt = Runtime.current()
+    _install_v1(rt, artifacts)
+    code = _run_killed(["plugins.uninstall", "hello"], **{swap.FAILPOINT_ENV: point})
+    assert code == -signal.SIGKILL
+    assert version(rt) is None
+
+
+def test_sigkill_while_postinstall_runs_keeps_the_old_version(tmp_path: Path) -> None:
+    rt = Runtime.current()
+    marker = tmp_path / "postinstall-started"
+    slow = f"#!/bin/sh\ntouch {marker}\nsleep 60\n"
+    v1 = build_plugin(tmp_path, "hello", "1.0")
+    v2 = build_plugin(tmp_path, "hello", "2.0", postinstall=slow)
+    assert install_main([str(v1)]) == 0
+    proc = subprocess.Popen(
+        [str(BIN / "plugins.install"), "--upgrade", str(v2)],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists()
+    staged = [p.name for p in rt.plugins.iterdir() if p.name.startswith(swap.STAGING)]
+    assert len(staged) == 1 and len(list(rt.venvs.iterdir())) == 2
+    os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert version(rt) == "1.0"

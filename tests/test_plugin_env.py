@@ -1,0 +1,219 @@
+"""The plugin env: configuration layers, variants, exported variables, cache, wrapper, shell."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.plugin_factory import write_tree
+from toolchain import plugin_env
+from toolchain.cli.wrapper import plugin_env_main, plugin_wrapper_main
+from toolchain.layout import Runtime
+
+BIN = Path(sys.executable).parent
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+CONFIG = """\
+[general]
+name = web
+_version = 1.0
+_add_plugin_dir_to_python_path = 1
+
+[custom]
+color = red
+color[DEV] = green
+color[DEV_JOHN] = blue
+size = small
+greeting = hi
+log-level = info
+home_dir = {{ HOME }}/web
+
+[extra_daemon_api]
+_cmd_and_args = api --serve
+numprocesses = 2
+"""
+
+
+@pytest.fixture
+def rt() -> Runtime:
+    return Runtime.current()
+
+
+@pytest.fixture
+def web(rt: Runtime) -> Path:
+    """Plugin `web` written straight into the runtime (no virtualenv needed here)."""
+    return write_tree(rt.plugin("web"), "web", "1.0", config=CONFIG)
+
+
+def env_of(rt: Runtime, name: str = "web") -> dict[str, str]:
+    return plugin_env.variables(rt, name, rt.plugin(name))
+
+
+def test_exported_variables_and_paths(rt: Runtime, web: Path) -> None:
+    env = env_of(rt)
+    assert env["PLUGINS_CURRENT_PLUGIN_NAME"] == "web"
+    assert env["PLUGINS_CURRENT_PLUGIN_DIR"] == str(web)
+    assert env["PLUGINS_CURRENT_PLUGIN_CUSTOM_COLOR"] == "red"
+    assert env["PLUGINS_CURRENT_PLUGIN_CUSTOM_LOG_LEVEL"] == "info"
+    assert env["PLUGINS_CURRENT_PLUGIN_CUSTOM_HOME_DIR"] == f"{os.environ['HOME']}/web"
+    assert env["PLUGINS_CURRENT_PLUGIN_EXTRA_DAEMON_API_NUMPROCESSES"] == "2"
+    assert env["PLUGINS_CURRENT_PLUGIN_EXTRA_DAEMON_API_GRACEFUL_TIMEOUT"] == "10"  # default
+    assert not [k for k in env if "__" in k or k.endswith("_CMD_AND_ARGS")]  # private keys
+    assert env["PATH"].split(os.pathsep)[:2] == [f"{web}/bin", f"{web}/local/bin"]
+    assert env["PATH"].endswith(os.environ["PATH"])
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(web), f"{web}/lib"]
+    assert env["LD_LIBRARY_PATH"] == f"{web}/lib"
+    assert env["TMPDIR"] == str(rt.tmp / "web") and (rt.tmp / "web").is_dir()
+
+
+def test_layers_variants_and_module_name(
+    rt: Runtime, web: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt.overrides.mkdir(parents=True)
+    rt.override("web").write_text("[custom]\nsize = medium\ncolor[DEV] = yellow\n")
+    provisioning = tmp_path / "provisioning"
+    provisioning.mkdir()
+    (provisioning / "web.ini").write_text("[custom]\nsize = large\n")
+    assert env_of(rt)["PLUGINS_CURRENT_PLUGIN_CUSTOM_SIZE"] == "medium"
+    monkeypatch.setenv("PLUGIN_PROVISIONING_DIR", str(provisioning))
+    assert env_of(rt)["PLUGINS_CURRENT_PLUGIN_CUSTOM_SIZE"] == "large"  # the last layer wins
+
+    # each layer picks its variant, then the later layer wins: the override's [DEV]
+    # beats the plugin's more specific [DEV_JOHN]
+    expected = {"": "red", "DEV": "yellow", "DEV_JOHN": "yellow", "DEV_MARY": "yellow", "X": "red"}
+    for name, color in expected.items():
+        monkeypatch.setenv("PLUGIN_CONFIG_NAME", name)
+        assert env_of(rt)["PLUGINS_CURRENT_PLUGIN_CUSTOM_COLOR"] == color, name
+
+    monkeypatch.setenv("PLUGIN_MODULE", "mfserv")
+    env = env_of(rt)
+    assert env["MFSERV_CURRENT_PLUGIN_NAME"] == "web"
+    assert env["MFSERV_CURRENT_PLUGIN_CUSTOM_SIZE"] == "large"
+
+
+def test_cache_follows_every_config_file(
+    rt: Runtime, web: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = plugin_env.cache_file(rt, "web")
+    assert env_of(rt)["PLUGINS_CURRENT_PLUGIN_CUSTOM_SIZE"] == "small"
+    assert cache.is_file()
+    rt.overrides.mkdir(parents=True)
+    rt.override("web").write_text("[custom]\nsize = medium\n")
+    assert env_of(rt)["PLUGINS_CURRENT_PLUGIN_CUSTOM_SIZE"] == "medium"
+    provisioning = tmp_path / "prov"
+    provisioning.mkdir()
+    monkeypatch.setenv("PLUGIN_PROVISIONING_DIR", str(provisioning))
+    assert env_of(rt)["PLUGINS_CURRENT_PLUGIN_CUSTOM_SIZE"] == "medium"
+    (provisioning / "web.ini").write_text("[custom]\nsize = huge\n")
+    assert env_of(rt)["PLUGINS_CURRENT_PLUGIN_CUSTOM_SIZE"] == "huge"
+    (web / "config.ini").write_text(CONFIG.replace("color = red", "color = purple"))
+    assert env_of(rt)["PLUGINS_CURRENT_PLUGIN_CUSTOM_COLOR"] == "purple"
+    # templated values are rendered at each run, against that run's environment
+    monkeypatch.setenv("HOME", "/elsewhere")
+    assert env_of(rt)["PLUGINS_CURRENT_PLUGIN_CUSTOM_HOME_DIR"] == "/elsewhere/web"
+    assert json.loads(cache.read_text())["exported"] is None
+
+    # a broken override is an error naming it, not a stale value
+    rt.override("web").write_text("[custom\n")
+    with pytest.raises(Exception, match=str(rt.override("web"))):
+        env_of(rt)
+
+
+def _wrapper(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "plugin_wrapper"), *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **env},
+    )
+
+
+def test_plugin_wrapper_execs_the_command(rt: Runtime, web: Path) -> None:
+    proc = subprocess.Popen(
+        [str(BIN / "plugin_wrapper"), "web", "--", "sh", "-c", "echo $$; exit 7"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    out, _err = proc.communicate()
+    assert proc.returncode == 7
+    assert int(out) == proc.pid  # exec'd in place: signals reach the command itself
+    killed = _wrapper("web", "--", "sh", "-c", "kill -TERM $$")
+    assert killed.returncode == -15
+    shown = _wrapper("web", "--", "web")
+    assert shown.stdout.strip() == "hi from web"
+    dumped = _wrapper("web", "--", "env", "-0")
+    pairs = dict(item.split("=", 1) for item in dumped.stdout.split("\0") if "=" in item)
+    assert pairs["PLUGINS_CURRENT_PLUGIN_DIR"] == str(web)
+    missing = _wrapper("ghost", "--", "true")
+    assert missing.returncode == 1 and missing.stderr.startswith("ERROR: plugin 'ghost'")
+    assert _wrapper("web", "--", "no-such-command-here").returncode == 1
+    assert plugin_wrapper_main(["web"]) == 2
+    assert plugin_wrapper_main(["web", "--"]) == 2
+
+
+def test_plugin_env_shell_in_the_plugin_dir_you_stand_in(rt: Runtime, web: Path) -> None:
+    script = 'echo "$PLUGINS_CURRENT_PLUGIN_NAME $PLUGINS_CURRENT_PLUGIN_CUSTOM_SIZE"; exit 3\n'
+    for args, cwd in (([], web / "lib"), (["web"], rt.home)):
+        proc = subprocess.run(
+            [str(BIN / "plugin_env"), *args],
+            input=script,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env={**os.environ, "SHELL": "/bin/sh"},
+        )
+        assert (proc.returncode, proc.stdout) == (3, "web small\n"), proc.stderr
+    os.chdir(rt.home)
+    try:
+        assert plugin_env_main([]) == 2
+    finally:
+        os.chdir(CHECKOUT)
+
+
+def test_wrapper_with_a_warm_cache_imports_nothing_heavy(rt: Runtime, web: Path) -> None:
+    (web / "config.ini").write_text(CONFIG.replace("{{ HOME }}/web", "/srv/web"))
+    env_of(rt)  # warms the cache
+    code = textwrap.dedent(
+        """
+        import sys
+        from toolchain.cli import wrapper
+        from toolchain.layout import Runtime
+        from toolchain.plugin_env import variables
+        rt = Runtime.current()
+        env = variables(rt, "web", rt.plugin("web"))
+        assert env["PLUGINS_CURRENT_PLUGIN_CUSTOM_HOME_DIR"] == "/srv/web"
+        heavy = ["configparser", "jinja2", "packaging", "filelock", "virtualenv",
+                 "toolchain.config", "toolchain.install", "subprocess"]
+        print(sorted(m for m in heavy if m in sys.modules))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=CHECKOUT
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_operator_side_imports_no_build_side_library() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        import toolchain.cli.plugins, toolchain.cli.wrapper, toolchain.install
+        import toolchain.inspection, toolchain.extract, toolchain.runtime, toolchain.swap
+        banned = ["cookiecutter", "piptools", "pathspec", "toolchain.release",
+                  "toolchain.freeze", "toolchain.template", "toolchain.releaseignore"]
+        print(sorted(m for m in banned if m in sys.modules))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=CHECKOUT
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
