@@ -19,9 +19,14 @@ from toolchain.layout import makefile_plugin, templates_dir
 
 def test_list_shows_templates_with_descriptions(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("default  python3 plugin with a command in bin/")
-    assert "(default)" in out
+    lines = capsys.readouterr().out.splitlines()
+    shown = {line.split()[0]: line for line in lines}
+    assert sorted(shown) == [t.name for t in template.available()]
+    assert "_common" not in shown
+    for t in template.available():
+        assert t.description and t.description in shown[t.name]
+    assert "python3 plugin with a command in bin/" in shown["default"]
+    assert shown["default"].endswith("(default)")
 
 
 def test_hidden_templates_are_not_listed(tmp_path: Path) -> None:
@@ -44,8 +49,9 @@ def test_create_no_input_renders_default(
     root = tmp_path / "hello"
     assert f"created: {root}" in capsys.readouterr().out
     assert sorted(p.name for p in root.iterdir()) == sorted(
-        [".gitignore", ".plugin_format_version", ".releaseignore", "Makefile", "README.md",
-         "bin", "config.ini", "crontab", "postinstall", "python3_virtualenv_sources"]
+        [".autorestart_excludes", ".autorestart_includes", ".github", ".gitignore",
+         ".gitlab-ci.yml", ".plugin_format_version", ".releaseignore", "Makefile", "README.md",
+         "bin", "config.ini", "crontab", "postinstall", "python3_virtualenv_sources", "tests"]
     )  # fmt: skip
     assert os.access(root / "bin" / "hello", os.X_OK)
     assert os.access(root / "postinstall", os.X_OK)
@@ -59,7 +65,7 @@ def test_create_no_input_renders_default(
 
 
 def test_create_prompts_for_each_field(tmp_path: Path) -> None:
-    answers = "2.5\n3\nmy summary\nMIT\nhttps://x.org\nme <me@x.org>\nacme\n"
+    answers = "2.5\n3\nmy summary\nMIT\nhttps://x.org\nme <me@x.org>\nacme\n4\n"
     proc = subprocess.run(
         [sys.executable, "-m", "toolchain.cli.bootstrap", "create", "asked"],
         input=answers, capture_output=True, text=True, cwd=tmp_path, env=tool_env(),
@@ -77,6 +83,9 @@ def test_create_prompts_for_each_field(tmp_path: Path) -> None:
     ]
     for line in expected:
         assert line in text
+    # The fourth CI choice is "none": no pipeline file.
+    assert not (tmp_path / "asked" / ".gitlab-ci.yml").exists()
+    assert not (tmp_path / "asked" / ".github").exists()
 
 
 @pytest.mark.parametrize("name", ["bad name", "plugin_x", "base", "x" * 65])
@@ -105,7 +114,8 @@ def test_create_unknown_template(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["create", "--no-input", "--template", "nope", "hello"]) == 1
-    assert "unknown template 'nope': choose one of default" in capsys.readouterr().err
+    known = ", ".join(t.name for t in template.available())
+    assert f"unknown template 'nope': choose one of {known}" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -122,7 +122,7 @@ def test_devlinked_daemon_restarts_once_on_an_included_change(home: Path, tmp_pa
     watcher_log = home / "log" / "svc" / "autorestart.log"
     wait_for("watcher", lambda: watcher_log.is_file() and "watching" in watcher_log.read_text())
 
-    (source / "tests").mkdir()
+    (source / "tests").mkdir(exist_ok=True)
     (source / "tests" / "test_it.py").write_text("excluded by .autorestart_excludes\n")
     (source / "newpkg").mkdir()
     (source / "newpkg" / "mod.py").write_text("included by .autorestart_includes\n")

@@ -1,16 +1,30 @@
-"""Plugin templates: listing them and rendering one with cookiecutter."""
+"""Plugin templates: listing them and rendering one with cookiecutter.
+
+Files every template shares live once, in the hidden `_common` template. A template is
+rendered from a merged tree: `_common` first, the chosen template copied over it (its
+files win), and one `cookiecutter.json` whose fields are `_common`'s updated by the
+template's. Shared Jinja fragments (`{% extends %}`, `{% import %}`) sit in the merged
+tree's `templates/` directory, which cookiecutter puts on its loader path; they are not
+rendered into the plugin. The hooks (`hooks/pre_gen_project.py`, `post_gen_project.py`)
+come from `_common` too, unless a template brings its own.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from toolchain.errors import TemplateError
 from toolchain.layout import templates_dir
 from toolchain.names import check_name
 
 DEFAULT_TEMPLATE = "default"
+COMMON_TEMPLATE = "_common"
+SPEC_FILE = "cookiecutter.json"
 
 
 @dataclass(frozen=True)
@@ -22,18 +36,25 @@ class Template:
     description: str
 
 
+def _read_spec(path: Path) -> dict[str, Any]:
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise TemplateError(f"{path}: not valid JSON; fix the template") from None
+    if not isinstance(spec, dict):
+        raise TemplateError(f"{path}: not a JSON object; fix the template")
+    return spec
+
+
 def available(root: Path | None = None) -> list[Template]:
     """The templates, sorted by name; those whose name starts with `_` are hidden."""
     root = root or templates_dir()
     found = []
     for path in sorted(root.iterdir()) if root.is_dir() else []:
-        spec = path / "cookiecutter.json"
+        spec = path / SPEC_FILE
         if path.name.startswith("_") or not spec.is_file():
             continue
-        try:
-            description = str(json.loads(spec.read_text(encoding="utf-8")).get("_description", ""))
-        except ValueError:
-            raise TemplateError(f"{spec}: not valid JSON; fix the template") from None
+        description = str(_read_spec(spec).get("_description", ""))
         found.append(Template(path.name, path, description))
     return found
 
@@ -48,27 +69,58 @@ def find(name: str, root: Path | None = None) -> Template:
     raise TemplateError(f"unknown template {name!r}: choose one of {known}")
 
 
+def merge(template: Template, work: Path) -> Path:
+    """Build in `work` the tree cookiecutter renders: `_common` overlaid with `template`."""
+    common = template.path.parent / COMMON_TEMPLATE
+    merged = work / template.name
+    spec: dict[str, Any] = {}
+    if common.is_dir():
+        shutil.copytree(common, merged, symlinks=True)
+        if (common / SPEC_FILE).is_file():
+            spec.update(_read_spec(common / SPEC_FILE))
+    shutil.copytree(template.path, merged, symlinks=True, dirs_exist_ok=True)
+    spec.update(_read_spec(template.path / SPEC_FILE))
+    (merged / SPEC_FILE).write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    return merged
+
+
 def render(template: Template, name: str, dest_parent: Path, *, no_input: bool) -> Path:
-    """Render `template` as plugin `name` into `dest_parent/name`; return that directory."""
+    """Render `template` as plugin `name` into `dest_parent/name`; return that directory.
+
+    The plugin is rendered in a scratch directory beside its destination and renamed into
+    place, so a failed rendering (a refused answer, a hook) leaves nothing behind.
+    """
     check_name(name)
     dest = dest_parent / name
     if dest.exists() or dest.is_symlink():
         raise TemplateError(f"{dest} already exists: remove it or choose another name")
-    from cookiecutter.exceptions import CookiecutterException
+    from cookiecutter.exceptions import CookiecutterException, FailedHookException
     from cookiecutter.main import cookiecutter
 
+    scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".rendering", dir=dest_parent))
     try:
-        out = cookiecutter(
-            str(template.path),
-            no_input=no_input,
-            extra_context={"_name": name},
-            output_dir=str(dest_parent),
-            accept_hooks=True,
-        )
-    except CookiecutterException as exc:
-        raise TemplateError(f"template {template.name!r}: {exc}") from None
-    except (EOFError, KeyboardInterrupt):
-        raise TemplateError(
-            f"template {template.name!r}: input ended before every answer was given"
-        ) from None
-    return Path(out)
+        merged = merge(template, scratch / "template")
+        out = scratch / "out"
+        try:
+            rendered = cookiecutter(
+                str(merged),
+                no_input=no_input,
+                extra_context={"_name": name},
+                output_dir=str(out),
+                accept_hooks=True,
+            )
+        except FailedHookException:
+            raise TemplateError(
+                f"template {template.name!r}: an answer was refused (see above); "
+                "run create again with valid answers"
+            ) from None
+        except CookiecutterException as exc:
+            raise TemplateError(f"template {template.name!r}: {exc}") from None
+        except (EOFError, KeyboardInterrupt):
+            raise TemplateError(
+                f"template {template.name!r}: input ended before every answer was given"
+            ) from None
+        Path(rendered).rename(dest)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return dest
