@@ -15,43 +15,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from toolchain.layout import CONFIG_INI, VENV, Runtime, module_name, provisioning_dir
-
-CACHE_FORMAT = 1
-_TRUE = {"1", "true", "yes", "on"}
+from toolchain import envcache
+from toolchain.layout import CONFIG_INI, Runtime, module_name
 
 
 def config_files(runtime: Runtime, name: str, plugin_dir: Path) -> list[Path]:
     """The configuration layers of a plugin, lowest first (SPEC 3 merge order)."""
-    files = [plugin_dir / CONFIG_INI, runtime.override(name)]
-    provisioning = provisioning_dir()
-    if provisioning is not None:
-        files.append(provisioning / f"{name}.ini")
-    return files
-
-
-def _identity(path: Path) -> list[int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return [st.st_ino, st.st_mtime_ns, st.st_size]
+    return [Path(f) for f in envcache.config_files(str(runtime.home), name, str(plugin_dir))]
 
 
 def _cache_key(runtime: Runtime, name: str, plugin_dir: Path) -> list[Any]:
-    files = config_files(runtime, name, plugin_dir)
-    return [
-        CACHE_FORMAT,
-        module_name(),
-        os.environ.get("PLUGIN_CONFIG_NAME", ""),
-        str(plugin_dir),
-        [[str(f), _identity(f)] for f in files],
-    ]
+    return envcache.cache_key(str(runtime.home), name, str(plugin_dir))
 
 
 def cache_file(runtime: Runtime, name: str) -> Path:
     """Where the merged configuration of `name` is cached."""
-    return runtime.cache / "env" / f"{name}.json"
+    return Path(envcache.cache_path(str(runtime.home), name))
 
 
 def _templated(merged: Mapping[str, Mapping[str, str]]) -> bool:
@@ -73,14 +52,7 @@ def merged_config(runtime: Runtime, name: str, plugin_dir: Path) -> dict[str, di
 
 
 def _load_cache(path: Path, key: list[Any]) -> dict[str, Any] | None:
-    try:
-        with path.open(encoding="utf-8") as handle:
-            doc = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(doc, dict) or doc.get("key") != key:
-        return None
-    return doc
+    return envcache.load(str(path), key)
 
 
 def _store_cache(path: Path, doc: dict[str, Any]) -> None:
@@ -103,6 +75,9 @@ def _settings(runtime: Runtime, name: str, plugin_dir: Path) -> dict[str, Any]:
     key = _cache_key(runtime, name, plugin_dir)
     path = cache_file(runtime, name)
     doc = _load_cache(path, key)
+    home = str(runtime.home)
+    if doc is not None and envcache.load_fast(envcache.fast_path(home, name), key) is None:
+        envcache.store_fast(envcache.fast_path(home, name), doc)
     if doc is None:
         merged = merged_config(runtime, name, plugin_dir)
         doc = {"key": key, "merged": merged, "exported": None}
@@ -111,6 +86,7 @@ def _settings(runtime: Runtime, name: str, plugin_dir: Path) -> dict[str, Any]:
 
             doc["exported"] = exported(merged, module_name())
         _store_cache(path, doc)
+        envcache.store_fast(envcache.fast_path(home, name), doc)
     return doc
 
 
@@ -119,36 +95,18 @@ def variables(
 ) -> dict[str, str]:
     """The complete environment for a command of plugin `name` living in `plugin_dir`."""
     env = dict(os.environ if base is None else base)
-    prefix = f"{module_name()}_CURRENT_PLUGIN".upper().replace("-", "_")
-    env[f"{prefix}_NAME"] = name
-    env[f"{prefix}_DIR"] = str(plugin_dir)
     doc = _settings(runtime, name, plugin_dir)
     merged: dict[str, dict[str, str]] = doc["merged"]
     exported: dict[str, str] | None = doc["exported"]
     if exported is None:
         from toolchain import config
 
+        prefix = f"{module_name()}_CURRENT_PLUGIN".upper().replace("-", "_")
+        env[f"{prefix}_NAME"] = name  # templates may use them
+        env[f"{prefix}_DIR"] = str(plugin_dir)
         rendered = config.render(merged, env, plugin_dir / CONFIG_INI)
         exported = config.exported(rendered, module_name())
-    env.update(exported)
-
-    lib = str(plugin_dir / "lib")
-    python_path = [lib]
-    flag = merged.get("general", {}).get("_add_plugin_dir_to_python_path", "0")
-    if flag.strip().lower() in _TRUE:
-        python_path.insert(0, str(plugin_dir))
-    _prepend(env, "PATH", [str(plugin_dir / "bin"), str(plugin_dir / VENV / "bin")])
-    _prepend(env, "PYTHONPATH", python_path)
-    _prepend(env, "LD_LIBRARY_PATH", [lib])
-    tmp = runtime.tmp / name
-    tmp.mkdir(parents=True, exist_ok=True)
-    env["TMPDIR"] = str(tmp)
-    return env
-
-
-def _prepend(env: dict[str, str], var: str, paths: list[str]) -> None:
-    current = env.get(var)
-    env[var] = os.pathsep.join([*paths, current] if current else paths)
+    return envcache.compose(env, str(runtime.home), name, str(plugin_dir), merged, exported)
 
 
 def find_plugin_dir(start: Path) -> Path | None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
 
 from toolchain.errors import ToolchainError, UsageError
+
+# typing.TYPE_CHECKING without importing typing, which cron's fast path need not pay for
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # argparse is imported when a parser is built, not by plugin_wrapper's fast path
+    import argparse
+    from collections.abc import Callable, Sequence
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -25,6 +29,8 @@ def error(message: str) -> None:
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
     """An argument parser with the options every command shares."""
+    import argparse
+
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("-v", "--debug", action="store_true", help="show tracebacks on failure")
     return p

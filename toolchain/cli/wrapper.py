@@ -6,18 +6,22 @@ its cache needs; configparser and jinja2 are loaded by `toolchain.plugin_env` on
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Sequence
-from pathlib import Path
 
-from toolchain.cli import execute, parser
-from toolchain.errors import NotInstalled, ToolchainError, UsageError
-from toolchain.layout import CONFIG_INI, Runtime
+# typing.TYPE_CHECKING without importing typing, which cron's fast path need not pay for
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from toolchain.layout import Runtime
 
 
 def _exec(command: list[str], env: dict[str, str]) -> None:
+    from toolchain.errors import ToolchainError
+
     try:
         os.execvpe(command[0], command, env)
     except OSError as exc:
@@ -25,6 +29,9 @@ def _exec(command: list[str], env: dict[str, str]) -> None:
 
 
 def _installed_dir(name: str) -> tuple[Runtime, Path]:
+    from toolchain.errors import NotInstalled
+    from toolchain.layout import CONFIG_INI, Runtime
+
     rt = Runtime.current()
     plugin_dir = rt.plugin(name)
     if not (plugin_dir / CONFIG_INI).is_file():
@@ -37,6 +44,20 @@ def plugin_wrapper_main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     split = args.index("--") if "--" in args else len(args)
     own, command = args[:split], args[split + 1 :]
+    if len(own) == 1 and not own[0].startswith("-") and command:
+        # Fast path for cron: `NAME -- CMD` with a warm env cache execs without argparse,
+        # pathlib or the configuration code; anything else takes the full path below.
+        from toolchain.envcache import cached_variables
+
+        env = cached_variables(own[0])
+        if env is not None:
+            try:
+                os.execvpe(command[0], command, env)
+            except OSError:
+                pass  # reported by the full path
+    from toolchain.cli import execute, parser
+    from toolchain.errors import UsageError
+
     p = parser("plugin_wrapper", "Run one command in a plugin's env; its exit code is returned.")
     p.add_argument("name", metavar="NAME", help="the installed plugin")
     p.usage = "plugin_wrapper [-h] [-v] NAME -- CMD [ARGS...]"
@@ -54,6 +75,9 @@ def plugin_wrapper_main(argv: Sequence[str] | None = None) -> int:
 
 def plugin_env_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `plugin_env [NAME]`: an interactive shell in the plugin env."""
+    from toolchain.cli import execute, parser
+    from toolchain.errors import UsageError
+
     p = parser(
         "plugin_env",
         "Start an interactive shell ($SHELL, else /bin/bash) in a plugin's env; without "
@@ -68,7 +92,10 @@ def plugin_env_main(argv: Sequence[str] | None = None) -> int:
             rt, plugin_dir = _installed_dir(args.name)
             name = args.name
         else:
+            from pathlib import Path
+
             from toolchain.config import load
+            from toolchain.layout import CONFIG_INI, Runtime
 
             found = find_plugin_dir(Path.cwd())
             if found is None:
