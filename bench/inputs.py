@@ -76,6 +76,7 @@ def offline_env(**extra: str) -> dict[str, str]:
     env["PIP_NO_INDEX"] = "1"
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     env["VIRTUALENV_OVERRIDE_APP_DATA"] = str(CACHE / "virtualenv-app-data")
+    env["UV_CACHE_DIR"] = str(CACHE / "uv-cache")
     env["NO_COLOR"] = "1"
     env.update(extra)
     return env

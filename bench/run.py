@@ -63,9 +63,8 @@ def run(only: Sequence[str], reps: int, quick: bool) -> list[Row]:
     if "idle" in only:
         step("make with nothing changed", lambda: cases.nothing_changed(ctx))
     if "release" in only or "install" in only:
-        release_rows, art = cases.cold_release(ctx)
-        if "release" in only:
-            rows.extend(release_rows)
+        release_rows, art = cases.cold_release(ctx, measure="release" in only)
+        rows.extend(release_rows)
         if "install" in only and installer:
             req = art.parent / "python3_virtualenv_sources" / "requirements3.txt"
             step("plugins.install", lambda: cases.install(ctx, art, req))
