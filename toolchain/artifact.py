@@ -342,7 +342,8 @@ def detect(path: Path) -> str:
     raise ArtifactError(f"{path}: not a .plugin file (neither gzip tar nor zip)")
 
 
-def _load_json(data: bytes, path: Path, what: str) -> dict[str, Any]:
+def load_json(data: bytes, path: Path | str, what: str) -> dict[str, Any]:
+    """Parse `what` (a JSON object) read from the artifact `path`; ArtifactError if it is not."""
     try:
         doc = json.loads(data)
     except (ValueError, UnicodeDecodeError):
@@ -381,6 +382,6 @@ def read_head(path: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
     for rel in (METADATA, MANIFEST):
         if rel not in found:
             raise ArtifactError(f"{path}: no {rel} in the archive; is it a .plugin file?")
-    meta = _load_json(found[METADATA], path, METADATA)
-    manifest = _load_json(found[MANIFEST], path, MANIFEST)
+    meta = load_json(found[METADATA], path, METADATA)
+    manifest = load_json(found[MANIFEST], path, MANIFEST)
     return top, meta, manifest

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 import os
 import posixpath
 import re
@@ -60,16 +59,6 @@ def check_relpath(rel: str, where: str) -> str:
     if any(p in ("", ".") for p in parts):
         raise ArtifactError(f"{where}: non-canonical path {rel!r} in the archive")
     return rel
-
-
-def _load(data: bytes, rel: str, where: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise ArtifactError(f"{where}: {rel} is not valid JSON; rebuild the artifact") from None
-    if not isinstance(doc, dict):
-        raise ArtifactError(f"{where}: {rel} is not a JSON object; rebuild the artifact")
-    return doc
 
 
 def _check_link_target(rel: str, target: str, where: str) -> None:
@@ -202,7 +191,7 @@ class _Sink:
             else:
                 self.file(rel, iter([data]), len(data))
             return
-        self.manifest_doc = _load(data, rel, self.where)
+        self.manifest_doc = artifact.load_json(data, self.where, rel)
         self.manifest = _Manifest.parse(self.manifest_doc, self.where)
         self._write(rel, iter([data]), len(data), 0o644, None)
         for early in self.early_dirs:
@@ -258,7 +247,7 @@ class _Sink:
         if sha is not None and digest.hexdigest() != sha:
             raise ArtifactError(f"{self.where}: {rel!r} does not match its sha256 in the manifest")
         if rel == METADATA:
-            self.metadata = _load(path.read_bytes(), rel, self.where)
+            self.metadata = artifact.load_json(path.read_bytes(), self.where, rel)
 
     def _parent(self, rel: str) -> None:
         parent = self.dest / posixpath.dirname(rel)
@@ -453,7 +442,7 @@ def extract(path: Path, dest: Path) -> Extracted:
         EOFError,
         zlib.error,
         gzip.BadGzipFile,
-        NotImplementedError,
+        NotImplementedError,  # zipfile: an unsupported compression method
         RuntimeError,
     ) as exc:
         raise ArtifactError(f"{path}: corrupt or truncated archive: {exc}") from None
