@@ -74,6 +74,15 @@ def daemon_programs(home: Path, plugin: str) -> list[str]:
         return []
 
 
+def _state(path: str) -> tuple[int, int] | None:
+    """(size, mtime in ns) of a file; None once it is gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 def _log(message: str) -> None:
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}", flush=True)
 
@@ -89,6 +98,11 @@ def watch(home: Path, plugin: str, root: Path) -> None:
     matcher = Matcher(real_root)
     changes: queue.Queue[str] = queue.Queue()
 
+    # One write shows up as several events (created, modified, closed; those of a new
+    # directory's files may be synthesized and then seen again): a file whose size and
+    # mtime did not change since its last event is not a new change.
+    seen: dict[str, tuple[int, int] | None] = {}
+
     class Handler(FileSystemEventHandler):
         def on_any_event(self, event: FileSystemEvent) -> None:
             if event.is_directory or event.event_type in ("opened", "closed_no_write"):
@@ -98,8 +112,13 @@ def watch(home: Path, plugin: str, root: Path) -> None:
                 if not path:
                     continue
                 rel = matcher.relative(path)
-                if rel is not None and matcher.matches(rel):
-                    changes.put(rel)
+                if rel is None or not matcher.matches(rel):
+                    continue
+                state = _state(path)
+                if rel in seen and seen[rel] == state:
+                    continue
+                seen[rel] = state
+                changes.put(rel)
 
     stop = False
 
