@@ -19,6 +19,8 @@ GOLDEN = [
     "hello/.release/",
     "hello/.release/metadata.json",
     "hello/.release/manifest.json",
+    "hello/.autorestart_excludes",
+    "hello/.autorestart_includes",
     "hello/.plugin_format_version",
     "hello/.release/wheelhouse/",
     "hello/.release/wheelhouse/alpha-2.0-py3-none-any.whl",

@@ -47,6 +47,10 @@ class ReleaseError(ToolchainError):
     """Raised when a `.plugin` file cannot be built."""
 
 
+class NodeError(ToolchainError):
+    """Raised when npm is missing or fails for a plugin with Node.js dependencies."""
+
+
 class ArtifactError(ToolchainError):
     """Raised when a `.plugin` file is unreadable, corrupt, unsafe or inconsistent."""
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolchain import FORMAT_VERSION, artifact, config, plugin_env, runtime, swap, venv
+from toolchain import FORMAT_VERSION, artifact, config, node, plugin_env, runtime, swap, venv
 from toolchain.errors import (
     ArtifactError,
     CommandError,
@@ -35,6 +35,7 @@ from toolchain.layout import (
     CONFIG_INI,
     MANIFEST,
     METADATA,
+    NPM_CACHE,
     POSTINSTALL,
     VENV,
     WHEELHOUSE,
@@ -181,6 +182,9 @@ def _build_venv(runtime_: Runtime, staged: _Staged, tid: str) -> None:
     finally:
         reqs.unlink(missing_ok=True)
     local.symlink_to(staged.venv, target_is_directory=True)
+    if node.wanted(staged.path):
+        cache = staged.path / NPM_CACHE
+        node.install_offline(staged.path, staged.venv, cache, runtime_.tmp / f".npm-{tid}")
 
 
 def _postinstall(runtime_: Runtime, staged: _Staged) -> None:

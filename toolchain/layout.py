@@ -44,6 +44,7 @@ RELEASE_DIR = ".release"
 METADATA = f"{RELEASE_DIR}/metadata.json"
 MANIFEST = f"{RELEASE_DIR}/manifest.json"
 WHEELHOUSE = f"{RELEASE_DIR}/wheelhouse"
+NPM_CACHE = f"{RELEASE_DIR}/npm-cache"
 ARTIFACT_SUFFIX = ".plugin"
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from toolchain import FORMAT_VERSION, artifact, config, freeze, releaseignore
+from toolchain import FORMAT_VERSION, artifact, config, freeze, node, releaseignore
 from toolchain.errors import CommandError, ReleaseError
-from toolchain.layout import ALLOW_BINARY, WHEELHOUSE, PluginDir
+from toolchain.layout import ALLOW_BINARY, NPM_CACHE, WHEELHOUSE, PluginDir
 from toolchain.runner import clean_env, python, run
 
 WHEELHOUSE_DIR = ".wheelhouse"
@@ -150,6 +150,14 @@ def metadata(cfg: config.PluginConfig, epoch: int) -> dict[str, object]:
     }
 
 
+def _tree(source: Path, prefix: str) -> list[tuple[str, str]]:
+    """`(path in the archive, source path)` of a directory and everything below it."""
+    members = [(prefix, os.fspath(source))]
+    for path in source.rglob("*"):
+        members.append((f"{prefix}/{path.relative_to(source).as_posix()}", os.fspath(path)))
+    return members
+
+
 def release(plugin: PluginDir, output: Path | None = None) -> Path:
     """Build `NAME-VERSION-RELEASE.PLATFORM.plugin` in the plugin dir (or at `output`)."""
     cfg = config.load(plugin.config)
@@ -162,6 +170,8 @@ def release(plugin: PluginDir, output: Path | None = None) -> Path:
         (f"{WHEELHOUSE}/{p.name}", os.path.join(wheel_dir, p.name)) for p in house.glob("*.whl")
     ]
     members.append((WHEELHOUSE, wheel_dir))
+    if node.wanted(plugin.root):
+        members += _tree(node.pack_cache(plugin.root, house / "npm-cache"), NPM_CACHE)
     artifact.pack(out, cfg.name, members, metadata(cfg, epoch), mtime=epoch)
     os.utime(out)  # newer than the directory entry its rename just changed: make sees it fresh
     return out

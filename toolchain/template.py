@@ -97,6 +97,7 @@ def render(template: Template, name: str, dest_parent: Path, *, no_input: bool) 
     from cookiecutter.exceptions import CookiecutterException, FailedHookException
     from cookiecutter.main import cookiecutter
 
+    dest_parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".rendering", dir=dest_parent))
     try:
         merged = merge(template, scratch / "template")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +11,19 @@ from pathlib import Path
 from toolchain.cli import execute, parser
 from toolchain.errors import UsageError
 from toolchain.layout import ALLOW_BINARY, CONFIG_INI, VENV_STAMP, PluginDir
+
+TESTS = "tests"
+
+
+def _emit(args: argparse.Namespace, label: str, path: Path | None, **extra: object) -> None:
+    """One line `label: path`, or with --json one JSON object for the step."""
+    if args.json:
+        doc = {"step": args.step, "status": label, "path": str(path) if path else None}
+        print(json.dumps({**doc, **extra}))
+    elif path is not None:
+        print(f"{label}: {path}")
+    else:
+        print(label)
 
 
 def _plugin(args: argparse.Namespace) -> PluginDir:
@@ -24,7 +38,7 @@ def _freeze(args: argparse.Namespace) -> int:
 
     plugin = _plugin(args)
     changed = freeze.freeze(plugin, force=args.force)
-    print(f"{'froze' if changed else 'unchanged'}: {plugin.req_out}")
+    _emit(args, "froze" if changed else "unchanged", plugin.req_out)
     return 0
 
 
@@ -37,18 +51,18 @@ def _venv(args: argparse.Namespace) -> int:
     want = venv.fingerprint(plugin.req_out, allow_binary)
     if not args.force and stamp.is_file() and stamp.read_text(encoding="utf-8") == want:
         stamp.touch()
-        print(f"unchanged: {plugin.venv}")
+        _emit(args, "unchanged", plugin.venv)
         return 0
     venv.build(plugin.venv, plugin.req_out, allow_binary=allow_binary)
     stamp.write_text(want, encoding="utf-8")
-    print(f"built: {plugin.venv}")
+    _emit(args, "built", plugin.venv)
     return 0
 
 
 def _wheelhouse(args: argparse.Namespace) -> int:
     from toolchain import release
 
-    print(f"wheelhouse: {release.build_wheelhouse(_plugin(args))}")
+    _emit(args, "wheelhouse", release.build_wheelhouse(_plugin(args)))
     return 0
 
 
@@ -56,7 +70,45 @@ def _release(args: argparse.Namespace) -> int:
     from toolchain import release
 
     output = Path(args.output).absolute() if args.output else None
-    print(f"released: {release.release(_plugin(args), output)}")
+    _emit(args, "released", release.release(_plugin(args), output))
+    return 0
+
+
+def _node(args: argparse.Namespace) -> int:
+    from toolchain import node
+
+    plugin = _plugin(args)
+    if not node.wanted(plugin.root):
+        raise UsageError(f"{plugin.root / node.PACKAGE_JSON}: missing; nothing to install")
+    _emit(args, "built", node.build(plugin.root))
+    return 0
+
+
+def _test(args: argparse.Namespace) -> int:
+    from toolchain import config, plugin_env
+    from toolchain.layout import Runtime
+    from toolchain.runner import run
+    from toolchain.venv import venv_python
+
+    plugin = _plugin(args)
+    if not (plugin.root / TESTS).is_dir():
+        _emit(args, f"no {TESTS}/ directory: nothing to test", None)
+        return 0
+    python = venv_python(plugin.venv)
+    if not python.exists():
+        raise UsageError(f"{plugin.venv}: no virtualenv; run `make` first")
+    name = config.load(plugin.config).name
+    env = plugin_env.variables(Runtime.current(), name, plugin.root)
+    out = run(
+        [python, "-m", "unittest", "discover", "-s", TESTS],
+        cwd=plugin.root,
+        env=env,
+        what=f"plugin {name}: python -m unittest discover -s {TESTS}",
+    )
+    if args.json:
+        _emit(args, "passed", plugin.root / TESTS, output=out)
+    else:
+        print(out, end="")
     return 0
 
 
@@ -64,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The `plugin-build` command line."""
     p = parser("plugin-build", "Build steps of a plugin directory (run by its Makefile).")
     p.add_argument("-C", "--directory", default=".", help="the plugin directory (default: .)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per step")
     sub = p.add_subparsers(dest="step", required=True)
     s = sub.add_parser("freeze", help="pin requirements-to-freeze.txt into requirements3.txt")
     s.add_argument("--force", action="store_true", help="re-resolve even if the input is unchanged")
@@ -76,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("release", help="build the .plugin file")
     s.add_argument("--output", help="artifact path (default: NAME-VERSION-RELEASE.PLATFORM.plugin)")
     s.set_defaults(func=_release)
+    s = sub.add_parser("node", help="npm install node_sources/package.json into local/")
+    s.set_defaults(func=_node)
+    s = sub.add_parser("test", help="run tests/ (python -m unittest) in the plugin env")
+    s.set_defaults(func=_test)
     return p
 
 

@@ -10,7 +10,7 @@ from toolchain.errors import InvalidName
 from toolchain.names import check_name
 
 ANSWERS = json.loads(r"""{{ cookiecutter | jsonify }}""")
-PORT_KEYS = ("port",)
+NUMBERS = {"port": (1, 65535), "workers": (1, 256)}
 NPM_NAME = re.compile(r"^(?:@[a-z0-9~-][a-z0-9._~-]*/)?[a-z0-9~-][a-z0-9._~-]*$")
 
 
@@ -31,10 +31,10 @@ def problems(answers: dict) -> list[str]:
             found.append(f"{key} must fit on one line")
     if answers["url"] and not re.match(r"^https?://\S+$", answers["url"]):
         found.append(f"url {answers['url']!r} is not an http(s) URL")
-    for key in PORT_KEYS:
+    for key, (low, high) in NUMBERS.items():
         value = answers.get(key)
-        if value is not None and not (value.isdigit() and 1 <= int(value) <= 65535):
-            found.append(f"{key} {value!r} is not a TCP port (1 to 65535)")
+        if value is not None and not (value.isdigit() and low <= int(value) <= high):
+            found.append(f"{key} {value!r} is not a whole number from {low} to {high}")
     if answers.get("_node") and not NPM_NAME.match(answers["_name"].lower()):
         found.append(f"{answers['_name']!r} cannot be an npm package name")
     return found
