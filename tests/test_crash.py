@@ -185,3 +185,27 @@ def test_sigkill_while_postinstall_runs_keeps_the_old_version(tmp_path: Path) ->
     os.killpg(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     assert version(rt) == "1.0"
+
+
+def test_recovery_without_journal_reverts_and_with_journal_completes(
+    artifacts: dict[str, Path], tmp_path: Path
+) -> None:
+    rt = Runtime.current()
+    _install_v1(rt, artifacts)
+    # moved aside with no journal (nothing committed): the old plugin comes back
+    swap.rename(rt.plugin("hello"), swap.backup_path(rt, "hello", "aaaa"))
+    (swap.staging_path(rt, "hello", "aaaa") / "bin").mkdir(parents=True)
+    (rt.venvs / "hello.orphan").mkdir()
+    assert version(rt) == "1.0"
+    # a journal that names a complete staging entry (here a devlink): the commit is finished
+    source = tmp_path / "other"
+    source.mkdir()
+    (source / "config.ini").write_text("[general]\nname = other\n_version = 3\n")
+    staging = swap.staging_path(rt, "other", "bbbb")
+    staging.symlink_to(source)
+    move = swap.Move("other", staging, swap.backup_path(rt, "other", "bbbb"))
+    swap.write_journal(rt, "bbbb", [move])
+    (rt.plugins / f"{swap.JOURNAL}cccc.json.tmp").write_text("[")
+    assert version(rt) == "1.0"
+    assert rt.plugin("other").resolve() == source and not staging.is_symlink()
+    assert sorted(p.name for p in rt.plugins.iterdir()) == ["hello", "other"]

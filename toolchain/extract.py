@@ -348,7 +348,6 @@ def _extract_tar(path: Path, sink: _Sink) -> None:
                     if sink.manifest is not None and rel == MANIFEST:
                         bounded.limit = bounded.count + sink.manifest.limit()
                     continue
-                sink.check_size(rel, member.size)
                 handle = tar.extractfile(member)
                 if handle is None:
                     raise ArtifactError(f"{where}: cannot read {member.name!r}")
@@ -414,7 +413,6 @@ def _extract_zip(path: Path, sink: _Sink) -> None:
                 target = zf.read(info).decode("utf-8")
                 sink.symlink(rel, target)
             elif kind == "file":
-                sink.check_size(rel, info.file_size)
                 sink.file(rel, _zip_chunks(zf, info), info.file_size)
             else:
                 raise ArtifactError(
