@@ -147,9 +147,12 @@ def compose(
     flag = merged.get("general", {}).get("_add_plugin_dir_to_python_path", "0")
     if flag.strip().lower() in _TRUE:
         python_path.insert(0, plugin_dir)
-    _prepend(
-        env, "PATH", [os.path.join(plugin_dir, "bin"), os.path.join(plugin_dir, "local", "bin")]
-    )
+    path = [os.path.join(plugin_dir, "bin"), os.path.join(plugin_dir, "local", "bin")]
+    node_modules = os.path.join(plugin_dir, "local", "node_modules")
+    if os.path.isdir(node_modules):  # a plugin with Node.js dependencies (toolchain.node)
+        path.append(os.path.join(node_modules, ".bin"))
+        _prepend(env, "NODE_PATH", [node_modules])
+    _prepend(env, "PATH", path)
     _prepend(env, "PYTHONPATH", python_path)
     _prepend(env, "LD_LIBRARY_PATH", [lib])
     tmp = os.path.join(home, "tmp", name)
