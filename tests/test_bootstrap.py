@@ -138,6 +138,24 @@ def test_create_make_builds_the_venv(tmp_path: Path) -> None:
     assert (root / "python3_virtualenv_sources" / "requirements3.txt").exists()
 
 
+@pytest.mark.slow
+def test_create_install_devlinks_the_plugin(tmp_path: Path) -> None:
+    bindir = Path(sys.executable).parent
+    proc = subprocess.run(
+        [bindir / "bootstrap_plugin.py", "create", "--no-input", "--install", "linked"],
+        capture_output=True, text=True, cwd=tmp_path, env=tool_env(),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "installed in development mode: linked" in proc.stdout
+    entry = Path(os.environ["PLUGIN_RUNTIME_HOME"]) / "plugins" / "linked"
+    assert entry.is_symlink() and entry.resolve() == (tmp_path / "linked").resolve()
+    ran = subprocess.run(
+        [bindir / "plugin_wrapper", "linked", "--", "linked"],
+        capture_output=True, text=True, env=tool_env(),
+    )  # fmt: skip
+    assert ran.returncode == 0 and ran.stdout.startswith("Hello from linked"), ran.stderr
+
+
 def test_data_files_are_found(tmp_path: Path) -> None:
     assert (templates_dir() / "default" / "cookiecutter.json").is_file()
     assert makefile_plugin().is_file()

@@ -62,6 +62,18 @@ def test_make_release_of_the_default_template(tmp_path: Path, wheels: Path) -> N
     )
     assert "custom-hook-ran" in make(root)
 
+    # make develop: the runtime links to the source directory, and the command runs in it.
+    assert "devlinked hello" in make(root, "develop")
+    listed = subprocess.run(
+        ["plugins.list", "--json"], capture_output=True, text=True, env=tool_env(), check=True
+    ).stdout
+    assert '"dev_link": "' + str(root) in listed
+    ran = subprocess.run(
+        ["plugin_wrapper", "hello", "--", "hello"],
+        capture_output=True, text=True, env=tool_env(), check=True,
+    )  # fmt: skip
+    assert ran.stdout.startswith("Hello from hello (plugin hello")
+
     assert "superclean" in make(root, "help")
     make(root, "clean")
     assert not (root / "local").exists() and not plugin_file.exists()
