@@ -13,13 +13,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.daemon_fixtures import wait_for
 from tests.plugin_dirs import tool_env
 from toolchain import artifact, template
 
@@ -106,25 +106,26 @@ def _check_daemon(runtime: Path) -> None:
     assert "started" in first and "stopped" in rest and proc.returncode == 0
 
 
+def _health(port: int, proc: subprocess.Popen[bytes]) -> dict[str, object] | None:
+    assert proc.poll() is None, "the service exited"
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as answer:
+            doc: dict[str, object] = json.load(answer)
+            return doc
+    except OSError:
+        return None
+
+
 def _check_web(runtime: Path) -> None:
     port = _free_port()
     override = runtime / "config" / "plugins" / f"{NAME}.ini"
     override.write_text(f"[custom]\nport = {port}\n")
     with subprocess.Popen(_wrapper(NAME), stdout=subprocess.DEVNULL, env=tool_env()) as proc:
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as answer:
-                        health = json.load(answer)
-                    break
-                except OSError:
-                    assert proc.poll() is None, "the service exited"
-                    assert time.monotonic() < deadline, "no answer on /health"
-                    time.sleep(0.05)
+            health = wait_for("GET /health", lambda: _health(port, proc), timeout=20)
         finally:
             proc.terminate()
-    assert health["status"] == "ok" and health["plugin"] == NAME and health["workers"] == 2
+    assert health == {"status": "ok", "plugin": NAME, "pid": proc.pid, "workers": 2}
     assert proc.returncode == 0
 
 
@@ -157,9 +158,13 @@ def test_template_releases_installs_offline_and_runs(tmp_path: Path, name: str) 
         _vendor_npm_package(plugin, tmp_path)
     _run(["make", "-C", str(plugin)])
     _run(["make", "-C", str(plugin), "test"])
-    _run(["make", "-C", str(plugin), "release"], SOURCE_DATE_EPOCH=EPOCH)
+    # As a CI pipeline can: every build step says what it did in one JSON line.
+    out = _run(["make", "-C", str(plugin), "release", "PLUGIN_BUILD=plugin-build --json"],
+               SOURCE_DATE_EPOCH=EPOCH)  # fmt: skip
+    steps = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [s["step"] for s in steps] == ["wheelhouse", "release"]
     plugin_file = plugin / f"{NAME}-0.1.0-1.{artifact.platform_tag()}.plugin"
-    assert plugin_file.is_file()
+    assert steps[-1] == {"step": "release", "status": "released", "path": str(plugin_file)}
 
     runtime = Path(os.environ["PLUGIN_RUNTIME_HOME"])
     out = _run([*OFFLINE, _script("plugins.install"), str(plugin_file)], **_offline_env())

@@ -12,8 +12,10 @@ come from `_common` too, unless a template brings its own.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,8 +86,18 @@ def merge(template: Template, work: Path) -> Path:
     return merged
 
 
-def render(template: Template, name: str, dest_parent: Path, *, no_input: bool) -> Path:
+def render(
+    template: Template,
+    name: str,
+    dest_parent: Path,
+    *,
+    no_input: bool,
+    answers: Mapping[str, str] | None = None,
+) -> Path:
     """Render `template` as plugin `name` into `dest_parent/name`; return that directory.
+
+    `answers` preset fields (`ci`, `port`, ...): they become the defaults when prompting,
+    the values with `no_input`.
 
     The plugin is rendered in a scratch directory beside its destination and renamed into
     place, so a failed rendering (a refused answer, a hook) leaves nothing behind.
@@ -97,6 +109,9 @@ def render(template: Template, name: str, dest_parent: Path, *, no_input: bool) 
     from cookiecutter.exceptions import CookiecutterException, FailedHookException
     from cookiecutter.main import cookiecutter
 
+    # The hook prints its reasons itself; cookiecutter would add a traceback of its own.
+    logging.getLogger("cookiecutter").addHandler(logging.NullHandler())
+
     dest_parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".rendering", dir=dest_parent))
     try:
@@ -106,7 +121,7 @@ def render(template: Template, name: str, dest_parent: Path, *, no_input: bool) 
             rendered = cookiecutter(
                 str(merged),
                 no_input=no_input,
-                extra_context={"_name": name},
+                extra_context={**(answers or {}), "_name": name},
                 output_dir=str(out),
                 accept_hooks=True,
             )

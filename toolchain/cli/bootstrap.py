@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from toolchain.cli import execute, parser
-from toolchain.errors import CommandError, ToolchainError
+from toolchain.errors import CommandError, ToolchainError, UsageError
 from toolchain.runner import run
 
 
@@ -18,6 +19,17 @@ def _list(args: argparse.Namespace) -> int:
     from toolchain import template
 
     templates = template.available()
+    if args.json:
+        rows = [
+            {
+                "name": t.name,
+                "description": t.description,
+                "default": t.name == template.DEFAULT_TEMPLATE,
+            }
+            for t in templates
+        ]
+        print(json.dumps(rows, indent=1))
+        return 0
     width = max((len(t.name) for t in templates), default=0)
     for t in templates:
         marker = " (default)" if t.name == template.DEFAULT_TEMPLATE else ""
@@ -36,8 +48,10 @@ def _create(args: argparse.Namespace) -> int:
 
     names.check_name(args.name)  # before anything is written
     chosen = template.find(args.template)
-    dest = template.render(chosen, args.name, Path.cwd(), no_input=args.no_input)
-    print(f"created: {dest}")
+    answers = dict(_answer(item) for item in args.set)
+    dest = template.render(chosen, args.name, Path.cwd(), no_input=args.no_input, answers=answers)
+    if not args.json:
+        print(f"created: {dest}")
     if args.make or args.install:
         try:
             subprocess.run(["make", "-C", str(dest)], check=True, stdin=subprocess.DEVNULL)
@@ -53,8 +67,19 @@ def _create(args: argparse.Namespace) -> int:
             )
         except CommandError as exc:
             raise ToolchainError(f"{dest}: created and built, but not installed: {exc}") from None
-        print(f"installed in development mode: {args.name}")
+        if not args.json:
+            print(f"installed in development mode: {args.name}")
+    if args.json:
+        doc = {"name": args.name, "template": chosen.name, "path": str(dest)}
+        print(json.dumps({**doc, "built": args.make or args.install, "devlinked": args.install}))
     return 0
+
+
+def _answer(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise UsageError(f"--set {item!r}: write it KEY=VALUE")
+    return key, value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,11 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = parser("bootstrap_plugin.py", "Create a plugin directory from a template.")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("list", help="list the templates with a one-line description")
+    s.add_argument("--json", action="store_true", help="a JSON array of objects")
     s.set_defaults(func=_list)
     s = sub.add_parser("create", help="render a template into ./NAME")
     s.add_argument("name", metavar="NAME", help="the plugin name (letters, digits, _ and -)")
     s.add_argument("--template", default="default", help="template to use (default: default)")
     s.add_argument("--no-input", action="store_true", help="take every default, ask nothing")
+    s.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="answer a field (version, ci, port, ...): the default when asked, the value "
+        "with --no-input; repeatable",
+    )
+    s.add_argument("--json", action="store_true", help="print the result as one JSON object")
     s.add_argument("--make", action="store_true", help="also build the virtualenv (make)")
     s.add_argument(
         "--install", action="store_true", help="also build and install it in development mode"

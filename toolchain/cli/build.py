@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from toolchain.cli import execute, parser
-from toolchain.errors import UsageError
+from toolchain.errors import UsageError, VenvError
 from toolchain.layout import ALLOW_BINARY, CONFIG_INI, VENV_STAMP, PluginDir
 
 TESTS = "tests"
@@ -96,7 +96,7 @@ def _test(args: argparse.Namespace) -> int:
         return 0
     python = venv_python(plugin.venv)
     if not python.exists():
-        raise UsageError(f"{plugin.venv}: no virtualenv; run `make` first")
+        raise VenvError(f"{plugin.venv}: no virtualenv; run `make` first")
     name = config.load(plugin.config).name
     env = plugin_env.variables(Runtime.current(), name, plugin.root)
     out = run(
