@@ -71,6 +71,67 @@ def locked(runtime: Runtime) -> Iterator[Runtime]:
         lock.release()
 
 
+def _pending(runtime: Runtime) -> bool:
+    """Whether an interrupted command left a journal, a staging entry, a backup or a venv."""
+    try:
+        names = os.listdir(runtime.plugins)
+        venvs = set(os.listdir(runtime.venvs))
+    except FileNotFoundError:
+        return False
+    if any(name.startswith(".") for name in names):
+        return True
+    for name in names:
+        venv = venv_of(runtime.plugin(name))
+        if venv is not None:
+            venvs.discard(venv.name)
+    return bool(venvs)
+
+
+@contextmanager
+def reading(runtime: Runtime) -> Iterator[Runtime]:
+    """For a read-only command: the runtime lock shared with other readers.
+
+    Writers hold the lock exclusively (`locked`, filelock's `flock` on the same file), so
+    a reader waits for them and they for it. Nothing to recover and nobody writing, a
+    listing neither imports filelock nor waits for other readers. When something is left
+    to recover, this is `locked`: the next command, whichever, finishes the work.
+    """
+    import fcntl
+    import time
+
+    if _pending(runtime) or not runtime.lock.is_file():
+        with locked(runtime) as rt:
+            yield rt
+        return
+    fd = os.open(runtime.lock, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        seconds = lock_timeout()
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LockTimeout(
+                        f"{runtime.lock}: another plugins command still holds the runtime lock "
+                        f"after {seconds:g}s; retry later or raise PLUGIN_LOCK_TIMEOUT"
+                    ) from None
+                time.sleep(0.05)
+            except OSError:  # no flock on this file system: take filelock's way
+                os.close(fd)
+                fd = -1
+                break
+        if fd >= 0 and not _pending(runtime):  # a writer may have died before we got it
+            yield runtime
+            return
+    finally:
+        if fd >= 0:
+            os.close(fd)  # releases the shared lock
+    with locked(runtime) as rt:
+        yield rt
+
+
 def recover(runtime: Runtime) -> None:
     """Complete or revert interrupted transactions, then drop unreferenced virtualenvs."""
     finished = swap.recover(runtime)
@@ -152,12 +213,12 @@ def read_json(path: Path) -> dict[str, Any]:
 
 def describe(runtime: Runtime, name: str) -> Installed:
     """The installed plugin `name`; NotInstalled when there is none."""
-    from toolchain import config
-
     home = runtime.plugin(name)
     if not (home / CONFIG_INI).is_file():
         raise NotInstalled(f"plugin {name!r} is not installed in {runtime.home}")
     if home.is_symlink():
+        from toolchain import config  # only a devlinked plugin is described from its config
+
         general = config.load(home / CONFIG_INI).general
         return Installed(
             name, home, general["_version"], general["_release"], Path(os.readlink(home))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,8 @@ from toolchain.errors import UsageError
 
 
 def _logging() -> None:
+    import logging  # not at the top: plugins.list starts faster without it
+
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
 
 
@@ -90,7 +91,7 @@ def list_main(argv: Sequence[str] | None = None) -> int:
         from toolchain.layout import Runtime
 
         _logging()
-        with runtime.locked(Runtime.current()) as rt:
+        with runtime.reading(Runtime.current()) as rt:
             rows = [entry.as_dict() for entry in runtime.installed(rt)]
         if args.json:
             print(json.dumps(rows, indent=1))
