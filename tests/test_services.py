@@ -131,7 +131,7 @@ def test_start_status_stop_commands(home: Path, capsys: pytest.CaptureFixture[st
     (root / "s.py").write_text(SERVICE)
     try:
         assert status_main([]) == 1
-        assert "not running: plugins.start" in capsys.readouterr().err
+        assert "not running; start it with plugins.start" in capsys.readouterr().err
         assert start_main([]) == 0
         pids = wait_for("three workers", lambda: running_pids(home, "svc"))
         assert len(pids) == 3  # numprocesses from the plugin env

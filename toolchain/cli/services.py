@@ -37,7 +37,9 @@ def _status(args: argparse.Namespace) -> int:
 
     home = runtime_home()
     if not supervisor.is_running(home):
-        raise ProcessManagerError(f"the process manager of {home} is not running: plugins.start")
+        raise ProcessManagerError(
+            f"the process manager of {home} is not running; start it with plugins.start"
+        )
     found = [p for p in supervisor.processes(home) if not args.name or p.group in args.name]
     if args.json:
         doc = [{"group": p.group, "name": p.name, "state": p.state, "pid": p.pid} for p in found]
