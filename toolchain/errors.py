@@ -73,3 +73,13 @@ class CronError(ToolchainError):
 
 class ProcessManagerError(ToolchainError):
     """Raised when the runtime's process manager (supervisord) cannot be run or reached."""
+
+
+class ResolutionError(InstallError):
+    """Raised when plugin dependencies cannot be resolved; lists every problem at once."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        listed = "; ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))
+        super().__init__(f"nothing installed: {count} with plugin dependencies: {listed}")
