@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolchain.errors import CronError
+from toolchain.layout import env_seconds
 
 # Commands run by a cron job get this many seconds unless `$PLUGIN_CRON_TIMEOUT` says.
 DEFAULT_TIMEOUT = 3600
@@ -106,16 +107,7 @@ def parse(text: str, env: Mapping[str, str], source: str) -> list[Job]:
 
 def timeout() -> int:
     """Seconds a cron job may run (`$PLUGIN_CRON_TIMEOUT`, default one hour; 0: no limit)."""
-    value = os.environ.get("PLUGIN_CRON_TIMEOUT")
-    if not value:
-        return DEFAULT_TIMEOUT
-    try:
-        seconds = int(value)
-    except ValueError:
-        raise CronError(f"PLUGIN_CRON_TIMEOUT={value!r} is not a number of seconds") from None
-    if seconds < 0:
-        raise CronError(f"PLUGIN_CRON_TIMEOUT={value!r} must not be negative")
-    return seconds
+    return int(env_seconds("PLUGIN_CRON_TIMEOUT", DEFAULT_TIMEOUT, CronError))
 
 
 def wrap(plugin: str, job: Job, plugin_cron: Path, seconds: int) -> str:

@@ -88,6 +88,20 @@ def module_name() -> str:
     return os.environ.get("PLUGIN_MODULE") or "plugins"
 
 
+def env_seconds(variable: str, default: float, error: type[Exception]) -> float:
+    """A non-negative number of seconds from `$variable`, else `default`; `error` if invalid."""
+    value = os.environ.get(variable)
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise error(f"{variable}={value!r} is not a number of seconds") from None
+    if seconds < 0:
+        raise error(f"{variable}={value!r} must not be negative")
+    return seconds
+
+
 def provisioning_dir() -> Path | None:
     """The read-only provisioning override directory, when `$PLUGIN_PROVISIONING_DIR` is set."""
     env = os.environ.get("PLUGIN_PROVISIONING_DIR")

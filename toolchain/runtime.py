@@ -13,7 +13,7 @@ from typing import Any
 
 from toolchain import swap
 from toolchain.errors import InstallError, LockTimeout, NotInstalled, ToolchainError
-from toolchain.layout import CONFIG_INI, METADATA, VENV, Runtime
+from toolchain.layout import CONFIG_INI, METADATA, VENV, Runtime, env_seconds
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +23,7 @@ INSTALL_RECORD = ".release/install.json"
 
 def lock_timeout() -> float:
     """Seconds to wait for the runtime lock (`$PLUGIN_LOCK_TIMEOUT`, default 300)."""
-    value = os.environ.get("PLUGIN_LOCK_TIMEOUT")
-    if not value:
-        return DEFAULT_LOCK_TIMEOUT
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ToolchainError(f"PLUGIN_LOCK_TIMEOUT={value!r} is not a number of seconds") from None
-    if seconds < 0:
-        raise ToolchainError(f"PLUGIN_LOCK_TIMEOUT={value!r} must not be negative")
-    return seconds
+    return env_seconds("PLUGIN_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT, ToolchainError)
 
 
 def ensure(runtime: Runtime) -> Runtime:
