@@ -6,6 +6,10 @@ builds its virtualenv offline from the artifact's wheelhouse at its final place 
 plugin's `local` to it, runs `postinstall` in the plugin env, and only then commits all
 the staged plugins at once with `swap.commit`. Any failure before the commit removes the
 staging entries and their virtualenvs and leaves the runtime as it was.
+
+The files given are resolved first (`repository.plan`): missing or too old dependencies
+come from a repository directory and are staged, before their requirers, in the same
+transaction. A replaced installed version is moved to the runtime's archive.
 """
 
 from __future__ import annotations
@@ -19,7 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolchain import FORMAT_VERSION, artifact, config, node, plugin_env, runtime, swap, venv
+from toolchain import (
+    FORMAT_VERSION,
+    archive,
+    artifact,
+    config,
+    node,
+    plugin_env,
+    repository,
+    resolve,
+    runtime,
+    swap,
+    venv,
+)
 from toolchain.errors import (
     ArtifactError,
     CommandError,
@@ -67,6 +83,15 @@ class Change:
         if self.previous is None:
             return f"installed {self.name} {new}"
         return f"replaced {self.name} {self.previous} with {new}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One file of a transaction, with the strategy it is installed with."""
+
+    file: Path
+    strategy: str = DEFAULT
+    new_name: str | None = None
 
 
 @dataclass
@@ -274,6 +299,18 @@ def _previous(runtime_: Runtime, name: str) -> str | None:
     return f"{current.version}-{current.release}"
 
 
+def prepare(rt: Runtime, name: str, staged: Path, tid: str) -> None:
+    """Build the virtualenv of a staged tree and run its postinstall (rollback's way in)."""
+    item = _Staged(name, staged)
+    _build_venv(rt, item, tid)
+    _postinstall(rt, item)
+
+
+def abort(rt: Runtime, tid: str) -> None:
+    """After a failure before the commit: drop the staging entries and their virtualenvs."""
+    _abort(rt, tid)
+
+
 def _abort(rt: Runtime, tid: str) -> None:
     """After a failure: without a journal nothing was committed, staging is debris."""
     if (rt.plugins / f"{swap.JOURNAL}{tid}.json").exists():
@@ -286,42 +323,87 @@ def _abort(rt: Runtime, tid: str) -> None:
     runtime.collect_venvs(rt)
 
 
-def install(
-    files: Sequence[Path],
-    *,
-    strategy: str = DEFAULT,
-    new_name: str | None = None,
-    runtime_: Runtime | None = None,
-) -> list[Change]:
-    """Install `.plugin` files, all or nothing; return what changed."""
+def _steps(actions: Sequence[resolve.Action], strategy: str, new_name: str | None) -> list[Step]:
+    steps = []
+    for action in actions:
+        source = action.candidate.source
+        assert source is not None  # the resolver installs only candidates from files
+        if action.kind == resolve.UPGRADE:  # a dependency too old: replaced by a newer one
+            steps.append(Step(source, UPGRADE))
+        elif action.reasons:  # a missing dependency
+            steps.append(Step(source, DEFAULT))
+        else:
+            steps.append(Step(source, strategy, new_name))
+    return steps
+
+
+def _check_arguments(files: Sequence[Path], strategy: str, new_name: str | None) -> None:
     if strategy not in STRATEGIES:
         raise UsageError(f"unknown strategy {strategy!r}: use one of {', '.join(STRATEGIES)}")
     if not files:
         raise UsageError("no .plugin file given")
     if new_name is not None and len(files) != 1:
         raise UsageError("--new-name takes exactly one .plugin file")
+
+
+def plan(
+    files: Sequence[Path],
+    *,
+    new_name: str | None = None,
+    repository_dir: Path | None = None,
+    runtime_: Runtime | None = None,
+) -> list[resolve.Action]:
+    """What `install` would do with these arguments, dependencies first (a dry run)."""
+    _check_arguments(files, DEFAULT, new_name)
     rt = runtime_ or Runtime.current()
     with runtime.locked(rt):
-        tid = swap.new_id()
-        staged: list[_Staged] = []
-        taken: set[str] = set()
-        changes: list[Change] = []
-        try:
-            for file in files:
-                item = _stage(rt, Path(file), tid, strategy, new_name, taken)
-                staged.append(item)
-                meta = runtime.read_json(item.path / METADATA)
-                changes.append(
-                    Change(item.name, meta["version"], meta["release"], _previous(rt, item.name))
-                )
-            moves = [swap.Move(s.name, s.path, swap.backup_path(rt, s.name, tid)) for s in staged]
-            swap.commit(rt, tid, moves)
-        except BaseException:
-            _abort(rt, tid)
-            raise
-        runtime.collect_venvs(rt)
-        for item in staged:
-            finalize(rt, item.name)
+        return repository.plan(rt, files, repository_dir, new_name)
+
+
+def install(
+    files: Sequence[Path],
+    *,
+    strategy: str = DEFAULT,
+    new_name: str | None = None,
+    repository_dir: Path | None = None,
+    runtime_: Runtime | None = None,
+) -> list[Change]:
+    """Install `.plugin` files and what they require, all or nothing; return what changed."""
+    _check_arguments(files, strategy, new_name)
+    rt = runtime_ or Runtime.current()
+    with runtime.locked(rt):
+        actions = repository.plan(rt, files, repository_dir, new_name)
+        return transaction(rt, _steps(actions, strategy, new_name))
+
+
+def transaction(rt: Runtime, steps: Sequence[Step]) -> list[Change]:
+    """Stage every step, then commit them together; the caller holds the runtime lock."""
+    tid = swap.new_id()
+    staged: list[_Staged] = []
+    taken: set[str] = set()
+    changes: list[Change] = []
+    try:
+        for step in steps:
+            item = _stage(rt, Path(step.file), tid, step.strategy, step.new_name, taken)
+            staged.append(item)
+            meta = runtime.read_json(item.path / METADATA)
+            changes.append(
+                Change(item.name, meta["version"], meta["release"], _previous(rt, item.name))
+            )
+        moves = [
+            swap.Move(
+                s.name, s.path, swap.backup_path(rt, s.name, tid), archive.slot(rt, s.name, tid)
+            )
+            for s in staged
+        ]
+        swap.commit(rt, tid, moves)
+    except BaseException:
+        _abort(rt, tid)
+        raise
+    runtime.collect_venvs(rt)
+    for item in staged:
+        archive.prune(rt, item.name)
+        finalize(rt, item.name)
     return changes
 
 
@@ -355,12 +437,20 @@ def devlink(source_dir: Path, *, force: bool = False, runtime_: Runtime | None =
     return name
 
 
-def uninstall(name: str, *, clean: bool = False, runtime_: Runtime | None = None) -> bool:
+def uninstall(
+    name: str, *, clean: bool = False, force: bool = False, runtime_: Runtime | None = None
+) -> bool:
     """Remove plugin `name` (only the link of a devlinked one); True if it was devlinked."""
     rt = runtime_ or Runtime.current()
     with runtime.locked(rt):
         if not runtime.entry_exists(rt, name):
             raise NotInstalled(f"plugin {name!r} is not installed in {rt.home}")
+        needed_by = [] if force else repository.requirers(rt, name)
+        if needed_by:
+            raise InstallError(
+                f"plugin {name} is required by {', '.join(needed_by)}; uninstall "
+                f"{'them' if len(needed_by) > 1 else 'it'} first, or use --force"
+            )
         linked = rt.plugin(name).is_symlink()
         _hook("before_uninstall", rt, name)
         tid = swap.new_id()
