@@ -2,10 +2,11 @@
 
 A transaction prepares complete staging entries (`plugins/.staging-NAME-ID`) and then
 commits: it writes a journal (the decision to commit), moves each current entry aside
-(`plugins/.backup-NAME-ID`), renames each staging entry into place, and drops the journal
-and the backups. `recover` finishes a commit whose journal exists (roll forward) and
-otherwise throws staging debris away (roll back), so a SIGKILL at any moment leaves
-either every old entry or every new one.
+(`plugins/.backup-NAME-ID`), renames each staging entry into place, moves the backups to
+be kept into the runtime's archive, and drops the journal and the other backups.
+`recover` finishes a commit whose journal exists (roll forward) and otherwise throws
+staging debris away (roll back), so a SIGKILL at any moment leaves either every old entry
+or every new one.
 
 Every step goes through `rename`, `write_journal`, `remove_journal` or `drop`, and past a
 `failpoint`, so that tests can make any step fail or kill the process at it.
@@ -83,7 +84,12 @@ def write_journal(runtime: Runtime, tid: str, moves: list[Move]) -> Path:
     path = runtime.plugins / f"{JOURNAL}{tid}.json"
     tmp = path.with_name(path.name + ".tmp")
     doc = [
-        {"name": m.name, "staging": str(m.staging) if m.staging else None, "backup": str(m.backup)}
+        {
+            "name": m.name,
+            "staging": str(m.staging) if m.staging else None,
+            "backup": str(m.backup),
+            "archive": str(m.archive) if m.archive else None,
+        }
         for m in moves
     ]
     with tmp.open("w", encoding="utf-8") as handle:
@@ -103,11 +109,15 @@ def remove_journal(path: Path) -> None:
 
 @dataclass(frozen=True)
 class Move:
-    """One entry of a commit: `name` gets `staging`, or goes away when `staging` is None."""
+    """One entry of a commit: `name` gets `staging`, or goes away when `staging` is None.
+
+    With `archive`, the replaced entry is kept there instead of being dropped.
+    """
 
     name: str
     staging: Path | None
     backup: Path
+    archive: Path | None = None
 
 
 def _apply(runtime: Runtime, move: Move) -> None:
@@ -128,6 +138,12 @@ def _apply(runtime: Runtime, move: Move) -> None:
 def _finish(runtime: Runtime, journal: Path, moves: list[Move]) -> None:
     for move in moves:
         _apply(runtime, move)
+    for move in moves:  # before the journal goes: a repeated _finish finds them moved
+        if move.archive is not None and move.backup.is_dir() and not move.backup.is_symlink():
+            move.archive.parent.mkdir(parents=True, exist_ok=True)
+            rename(move.backup, move.archive)
+            fsync_dir(move.backup.parent)
+            failpoint("backup-archived")
     # A removed entry's backup must be gone before the journal: without a journal, a
     # backup whose entry is missing is restored.
     for move in moves:
@@ -160,7 +176,12 @@ def _read_journal(path: Path) -> list[Move] | None:
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         return [
-            Move(d["name"], Path(d["staging"]) if d["staging"] else None, Path(d["backup"]))
+            Move(
+                d["name"],
+                Path(d["staging"]) if d["staging"] else None,
+                Path(d["backup"]),
+                Path(d["archive"]) if d.get("archive") else None,
+            )
             for d in doc
         ]
     except (OSError, ValueError, KeyError, TypeError):
