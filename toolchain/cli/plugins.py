@@ -1,4 +1,5 @@
-"""The operator's commands: plugins.install, uninstall, list, info, check, repackage."""
+"""The operator's commands: plugins.install, uninstall, list, info, check, repackage,
+rollback, provision."""
 
 from __future__ import annotations
 
@@ -40,22 +41,43 @@ def install_main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         help="development mode: the runtime entry links to the plugin source DIR",
     )
+    p.add_argument(
+        "--repository",
+        metavar="DIR",
+        type=Path,
+        help="a directory of .plugin files to take missing or too old dependencies from",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="print what would be installed, change nothing"
+    )
 
     def body(args: argparse.Namespace) -> None:
         from toolchain import install
 
         _logging()
         if args.devlink is not None:
-            if args.files or args.new_name or args.upgrade:
-                raise UsageError("--devlink takes no FILE, --new-name nor --upgrade")
+            if args.files or args.new_name or args.upgrade or args.repository or args.dry_run:
+                raise UsageError(
+                    "--devlink takes no FILE, --new-name, --upgrade, --repository nor --dry-run"
+                )
             name = install.devlink(args.devlink, force=args.force)
             print(f"devlinked {name} -> {args.devlink.absolute()}")
             return
         if not args.files:
             raise UsageError("give at least one .plugin file (or --devlink DIR)")
+        if args.dry_run:
+            actions = install.plan(
+                args.files, new_name=args.new_name, repository_dir=args.repository
+            )
+            for action in actions:
+                print(f"would {action}")
+            return
         chosen = install.FORCE if args.force else install.UPGRADE if args.upgrade else None
         changes = install.install(
-            args.files, strategy=chosen or install.DEFAULT, new_name=args.new_name
+            args.files,
+            strategy=chosen or install.DEFAULT,
+            new_name=args.new_name,
+            repository_dir=args.repository,
         )
         for change in changes:
             print(change)
@@ -68,12 +90,15 @@ def uninstall_main(argv: Sequence[str] | None = None) -> int:
     p = parser("plugins.uninstall", "Remove an installed (or devlinked) plugin.")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--clean", action="store_true", help="also remove the OP override file")
+    p.add_argument(
+        "--force", action="store_true", help="remove it even if other plugins require it"
+    )
 
     def body(args: argparse.Namespace) -> None:
         from toolchain import install
 
         _logging()
-        linked = install.uninstall(args.name, clean=args.clean)
+        linked = install.uninstall(args.name, clean=args.clean, force=args.force)
         print(f"uninstalled {args.name}" + (" (link only)" if linked else ""))
 
     return execute(p, body, argv)
@@ -217,5 +242,50 @@ def repackage_main(argv: Sequence[str] | None = None) -> int:
         with runtime.locked(Runtime.current()) as rt:
             out = inspection.repackage(rt, args.name, output)
         print(out)
+
+    return execute(p, body, argv)
+
+
+def rollback_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `plugins.rollback`."""
+    p = parser(
+        "plugins.rollback",
+        "Cancel an upgrade: put the newest archived version of a plugin back in place "
+        "(its virtualenv rebuilt offline, its override file kept).",
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument(
+        "--force", action="store_true", help="even if installed plugins require a newer version"
+    )
+
+    def body(args: argparse.Namespace) -> None:
+        from toolchain import rollback
+
+        _logging()
+        change = rollback.rollback(args.name, force=args.force)
+        was = f" from {change.previous}" if change.previous else ""
+        print(f"rolled back {change.name}{was} to {change.version}-{change.release}")
+
+    return execute(p, body, argv)
+
+
+def provision_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `plugins.provision`."""
+    p = parser(
+        "plugins.provision",
+        "Make the installed plugins match the .plugin files of DIR: install the new ones, "
+        "replace those whose content differs, leave identical and devlinked ones alone.",
+    )
+    p.add_argument("directory", metavar="DIR", type=Path)
+    p.add_argument("--dry-run", action="store_true", help="print the decisions, change nothing")
+
+    def body(args: argparse.Namespace) -> None:
+        from toolchain import provision
+
+        _logging()
+        decisions = provision.provision(args.directory, dry_run=args.dry_run)
+        prefix = "would " if args.dry_run else ""
+        for decision in decisions:
+            print(f"{prefix if decision.changes else ''}{decision}")
 
     return execute(p, body, argv)

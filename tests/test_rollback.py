@@ -1,0 +1,105 @@
+"""The archive of replaced versions and plugins.rollback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.plugin_factory import build_plugin
+from tests.test_dependencies import plugin, snapshot, versions
+from toolchain import archive, plugin_env, swap
+from toolchain.cli.plugins import check_main, install_main, rollback_main
+from toolchain.errors import ToolchainError
+from toolchain.layout import Runtime
+
+
+def alpha_of(rt: Runtime, name: str) -> str:
+    """What the `alpha` console script of the plugin's virtualenv prints."""
+    out = subprocess.run(
+        [str(rt.plugin(name) / "local" / "bin" / "alpha")], capture_output=True, text=True
+    )
+    return out.stdout.strip()
+
+
+def test_rollback_restores_files_and_venv_and_keeps_overrides(
+    tmp_path: Path,
+    wheels: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rt = Runtime.current()
+    alpha1, alpha2 = (wheels / f"alpha-{v}-py3-none-any.whl" for v in ("1.0", "2.0"))
+    assert install_main([str(build_plugin(tmp_path, "hello", "1.0", wheels=[alpha1]))]) == 0
+    rt.override("hello").write_text("[custom]\ngreeting = mine\n")
+    assert rollback_main(["hello"]) == 1
+    assert "no archived version" in capsys.readouterr().err
+
+    monkeypatch.setenv("PLUGIN_ARCHIVE_KEEP", "1")
+    for version, wheel in (("2.0", alpha2), ("3.0", alpha1)):
+        new = build_plugin(tmp_path, "hello", version, wheels=[wheel])
+        assert install_main(["--upgrade", str(new)]) == 0
+    assert [a.label for a in archive.versions(rt, "hello")] == ["2.0-1"]  # 1.0 was pruned
+    assert versions(capsys)["hello"] == "3.0"
+    assert alpha_of(rt, "hello") == "alpha 1.0"
+
+    assert rollback_main(["hello"]) == 0
+    assert capsys.readouterr().out == "rolled back hello from 3.0-1 to 2.0-1\n"
+    assert versions(capsys)["hello"] == "2.0"
+    helper = rt.plugin("hello") / "lib" / "hello_helper.py"
+    assert helper.read_text() == "VERSION = '2.0'\n"
+    assert alpha_of(rt, "hello") == "alpha 2.0"
+    assert check_main(["hello"]) == 0
+    assert rt.override("hello").read_text() == "[custom]\ngreeting = mine\n"
+    env = plugin_env.variables(rt, "hello", rt.plugin("hello"))
+    assert env["PLUGINS_CURRENT_PLUGIN_CUSTOM_GREETING"] == "mine"
+    assert archive.versions(rt, "hello") == []  # the restored version left the archive
+    assert len(list(rt.venvs.iterdir())) == 1
+    assert rollback_main(["hello"]) == 1  # the cancelled 3.0 was not archived
+    assert "nothing to roll back to" in capsys.readouterr().err
+
+
+def test_rollback_fails_cleanly_and_respects_requirers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rt = Runtime.current()
+    assert install_main([str(plugin(tmp_path, "core", "1.0"))]) == 0
+    assert install_main(["--upgrade", str(plugin(tmp_path, "core", "2.0"))]) == 0
+    assert install_main([str(plugin(tmp_path, "app", "1.0", "core>=2"))]) == 0
+    before = snapshot(rt)
+    capsys.readouterr()
+    assert rollback_main(["core"]) == 1
+    err = capsys.readouterr().err
+    assert "core 1.0-1 cannot come back: app 1.0-1 requires core>=2" in err
+    assert snapshot(rt) == before
+
+    # a failure while swapping leaves the current version and the archive as they were
+    def broken(*args: object) -> None:
+        raise ToolchainError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(swap, "commit", broken)
+        assert rollback_main(["--force", "core"]) == 1
+    assert "disk full" in capsys.readouterr().err
+    assert snapshot(rt) == before
+    assert rollback_main(["--force", "core"]) == 0
+    assert versions(capsys) == {"app": "1.0", "core": "1.0"}
+
+
+def test_archive_keep_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert archive.keep() == archive.DEFAULT_KEEP
+    monkeypatch.setenv("PLUGIN_ARCHIVE_KEEP", "0")
+    assert archive.keep() == 0
+    for bad in ("x", "-1"):
+        monkeypatch.setenv("PLUGIN_ARCHIVE_KEEP", bad)
+        with pytest.raises(ToolchainError, match="PLUGIN_ARCHIVE_KEEP"):
+            archive.keep()
+
+
+def test_console_scripts_exist() -> None:
+    bindir = Path(sys.executable).parent
+    for script in ("plugins.rollback", "plugins.provision"):
+        out = subprocess.run([str(bindir / script), "--help"], capture_output=True, text=True)
+        assert out.returncode == 0 and script in out.stdout

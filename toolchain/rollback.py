@@ -1,0 +1,67 @@
+"""`plugins.rollback NAME`: cancel an upgrade by restoring the newest archived version.
+
+The archived tree is copied to a staging entry (the archive keeps it until the commit),
+its virtualenv is rebuilt offline from its own wheelhouse, its postinstall runs, and it
+is swapped in like any install: a failure or a crash leaves the current version.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from toolchain import archive, install, repository, resolve, runtime, swap
+from toolchain.errors import InstallError, NotInstalled, ResolutionError
+from toolchain.layout import VENV, Runtime
+
+
+def _check_requirers(rt: Runtime, name: str, restored: resolve.Candidate) -> None:
+    current, _linked = repository.installed(rt)
+    problems = [
+        f"{other.label} requires {name}{spec}"
+        for other in current.values()
+        if other.name != name
+        for dep, spec in other.requirements()
+        if dep == name and not resolve.satisfies(restored, spec)
+    ]
+    if problems:
+        raise ResolutionError(
+            [f"{restored.label} cannot come back: {p}" for p in problems]
+            + ["roll those back first, or use --force"]
+        )
+
+
+def rollback(name: str, *, force: bool = False, runtime_: Runtime | None = None) -> install.Change:
+    """Replace the installed `name` with its newest archived version; return the change."""
+    rt = runtime_ or Runtime.current()
+    with runtime.locked(rt):
+        kept = archive.versions(rt, name)
+        if not kept:
+            raise NotInstalled(
+                f"plugin {name}: no archived version in {rt.archive}; nothing to roll back to"
+            )
+        if rt.plugin(name).is_symlink():
+            raise InstallError(
+                f"plugin {name} is devlinked; uninstall the link before rolling back to "
+                f"{kept[0].label}"
+            )
+        newest = kept[0]
+        if not force:
+            _check_requirers(rt, name, repository.tree_candidate(newest.path, name))
+        install.check_overrides(rt, name)
+        current = runtime.describe(rt, name) if runtime.entry_exists(rt, name) else None
+        tid = swap.new_id()
+        staging = swap.staging_path(rt, name, tid)
+        try:
+            shutil.copytree(newest.path, staging, symlinks=True)
+            swap.drop(staging / VENV)  # the archived link points at a dropped virtualenv
+            install.prepare(rt, name, staging, tid)
+            # The cancelled version is not archived: a second rollback goes further back.
+            swap.commit(rt, tid, [swap.Move(name, staging, swap.backup_path(rt, name, tid))])
+        except BaseException:
+            install.abort(rt, tid)
+            raise
+        swap.drop(newest.path)
+        runtime.collect_venvs(rt)
+        install.finalize(rt, name)
+    was = f"{current.version}-{current.release}" if current else None
+    return install.Change(name, newest.version, newest.release, was)
