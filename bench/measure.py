@@ -166,4 +166,10 @@ def pythons_started(cmd: Command) -> int | None:
         except BenchError:
             return None  # strace not permitted here
         lines = log.read_text(errors="replace").splitlines()
-    return sum(1 for line in lines if "execve(" in line and "python" in line and "= 0" in line)
+    started = 0
+    for line in lines:
+        # A successful execve, possibly split by -f into "<unfinished ...>" and "resumed".
+        if 'execve("' in line and " = -1 " not in line:
+            program = line.split("execve(", 1)[1].split('"')[1]
+            started += os.path.basename(program).startswith("python")
+    return started
