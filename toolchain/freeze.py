@@ -105,6 +105,8 @@ def freeze(plugin: PluginDir, *, force: bool = False, constraints: Sequence[Path
     try:
         _compile(plugin.req_in, tmp, constraints)
         body = tmp.read_text(encoding="utf-8")
+        for path in constraints:  # `# via -c FILE` names the file, not where it was made
+            body = body.replace(str(path.absolute()), path.name)
         extra = "".join(f"{opt}\n" for opt in _input_options(plugin.req_in.read_text("utf-8")))
         digest = input_digest(plugin, constraints)
         tmp.write_text(HEADER.format(digest=digest) + extra + body, encoding="utf-8")
@@ -114,6 +116,19 @@ def freeze(plugin: PluginDir, *, force: bool = False, constraints: Sequence[Path
     finally:
         tmp.unlink(missing_ok=True)
     return True
+
+
+def compile_pins(plugin: PluginDir, constraints: Sequence[Path] = ()) -> list[Pin]:
+    """Resolve the input afresh, without writing `requirements3.txt`; return the pins."""
+    tmp = plugin.req_in.parent / f".{plugin.req_out.name}.probe"
+    tmp.unlink(missing_ok=True)
+    try:
+        _compile(plugin.req_in, tmp, constraints)
+        return read_pins(tmp)
+    except CommandError as exc:
+        raise FreezeError(f"{plugin.req_in}: cannot freeze: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

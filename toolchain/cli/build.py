@@ -34,10 +34,11 @@ def _plugin(args: argparse.Namespace) -> PluginDir:
 
 
 def _freeze(args: argparse.Namespace) -> int:
-    from toolchain import freeze
+    from toolchain import constraints
+    from toolchain.layout import Runtime
 
     plugin = _plugin(args)
-    changed = freeze.freeze(plugin, force=args.force)
+    changed = constraints.freeze_with_plugins(plugin, Runtime.current(), force=args.force)
     _emit(args, "froze" if changed else "unchanged", plugin.req_out)
     return 0
 
