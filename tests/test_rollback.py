@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +105,25 @@ def test_console_scripts_exist() -> None:
     for script in ("plugins.rollback", "plugins.provision"):
         out = subprocess.run([str(bindir / script), "--help"], capture_output=True, text=True)
         assert out.returncode == 0 and script in out.stdout
+
+
+@pytest.mark.parametrize("point", ["staging-renamed", "backup-archived"])
+def test_sigkill_around_archiving_keeps_the_previous_version(
+    tmp_path: Path, point: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rt = Runtime.current()
+    assert install_main([str(build_plugin(tmp_path, "hello", "1.0"))]) == 0
+    new = build_plugin(tmp_path, "hello", "2.0")
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "plugins.install"), "--upgrade", str(new)],
+        env={**os.environ, swap.FAILPOINT_ENV: point},
+        capture_output=True,
+        start_new_session=True,
+        timeout=120,
+    )
+    assert proc.returncode == -signal.SIGKILL
+    assert versions(capsys) == {"hello": "2.0"}  # recovery completes the commit
+    assert [a.label for a in archive.versions(rt, "hello")] == ["1.0-1"]
+    assert sorted(p.name for p in rt.plugins.iterdir()) == ["hello"]
+    assert rollback_main(["hello"]) == 0
+    assert versions(capsys) == {"hello": "1.0"}
