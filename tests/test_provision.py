@@ -101,3 +101,19 @@ def test_provisioning_errors_list_every_problem(
     assert "lib is missing: required by app 1.0-1" in err
     assert versions(capsys) == {}
     assert provision_main([str(tmp_path / "nowhere")]) == 2
+
+
+def test_a_damaged_entry_is_replaced_and_blocks_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rt = Runtime.current()
+    broken = write_tree(rt.plugins / "broken", "broken", "1.0")  # no metadata, no manifest
+    fleet = tmp_path / "fleet"
+    plugin(fleet, "broken", "1.0")
+    plugin(fleet, "fine", "1.0")
+    assert provision(capsys, str(fleet)) == [
+        "install broken: broken 1.0-1",
+        "install fine: fine 1.0-1",
+    ]
+    assert (broken / ".release" / "manifest.json").is_file()
+    assert provision(capsys, str(fleet))[0].startswith("unchanged broken: ")

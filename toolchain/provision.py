@@ -51,11 +51,13 @@ def _decide(rt: Runtime, directory: Path) -> tuple[list[Decision], list[resolve.
     decisions, roots, changed = [], [], set()
     for name, candidate in sorted(newest.items()):
         if name in linked:
-            link = runtime.describe(rt, name).dev_link
+            link = rt.plugin(name).readlink()
             detail = f"devlinked to {link}, {candidate.label} left aside"
             decisions.append(Decision(name, DEVLINKED, detail))
         elif name not in current:
             roots.append(candidate)
+            if runtime.entry_exists(rt, name):  # damaged: whatever it holds differs
+                changed.add(name)
         else:
             assert candidate.source is not None
             if repository.installed_hash(rt, name) == repository.file_hash(candidate.source):
@@ -92,10 +94,10 @@ def provision(
         for action in actions:
             source = action.candidate.source
             assert source is not None
-            if action.previous is None:
-                strategy = install.DEFAULT
-            elif action.candidate.name in changed:
+            if action.candidate.name in changed:
                 strategy = install.FORCE  # the content decides, not the version
+            elif action.previous is None:
+                strategy = install.DEFAULT
             else:
                 strategy = install.UPGRADE
             steps.append(install.Step(source, strategy))

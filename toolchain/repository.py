@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from toolchain import artifact, config, runtime
 from toolchain.errors import ArtifactError, ToolchainError, UsageError
 from toolchain.layout import ARTIFACT_SUFFIX, CONFIG_INI, MANIFEST, METADATA, Runtime
 from toolchain.resolve import Action, Candidate, resolve
+
+log = logging.getLogger(__name__)
 
 
 def _requires(value: Any, where: Path) -> tuple[str, ...]:
@@ -67,14 +70,23 @@ def installed(rt: Runtime) -> tuple[dict[str, Candidate], set[str]]:
     """The installed plugins as candidates, and the names of the devlinked ones."""
     out: dict[str, Candidate] = {}
     linked: set[str] = set()
-    for entry in runtime.installed(rt):
-        if entry.dev_link is not None:
-            general = config.load(entry.home / CONFIG_INI).general
-            requires = tuple(f"{n}{s}" for n, s in config.parse_requires(general["_requires"]))
-            out[entry.name] = Candidate(entry.name, entry.version, entry.release, requires)
-            linked.add(entry.name)
+    names = sorted(p.name for p in rt.plugins.iterdir()) if rt.plugins.is_dir() else []
+    for name in names:
+        home = rt.plugin(name)
+        if name.startswith("."):
             continue
-        out[entry.name] = tree_candidate(entry.home, entry.name)
+        if home.is_symlink():
+            linked.add(name)
+        try:  # a damaged entry must not block the commands that replace or remove it
+            entry = runtime.describe(rt, name)
+            if entry.dev_link is None:
+                out[name] = tree_candidate(home, name)
+                continue
+            general = config.load(home / CONFIG_INI).general
+            requires = tuple(f"{n}{s}" for n, s in config.parse_requires(general["_requires"]))
+            out[name] = Candidate(name, entry.version, entry.release, requires)
+        except ToolchainError as exc:
+            log.warning("plugin %s: its requirements are unknown: %s", name, exc)
     return out, linked
 
 
