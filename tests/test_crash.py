@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.plugin_factory import build_plugin
-from toolchain import install, swap
+from toolchain import staging, swap
 from toolchain.cli.plugins import check_main, install_main, list_main, uninstall_main
 from toolchain.layout import METADATA, Runtime
 from toolchain.runtime import read_json
@@ -89,7 +89,7 @@ def test_each_failing_step_leaves_old_or_new(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(install.venv, "build", _fake_venv)
+    monkeypatch.setattr(staging.venv, "build", _fake_venv)
     faults = Faults(monkeypatch)
     before, run, after = OPERATIONS[operation]
 

@@ -17,28 +17,25 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from toolchain import (
-    FORMAT_VERSION,
     archive,
     artifact,
     config,
-    node,
+    overrides,
     plugin_env,
     repository,
     resolve,
     runtime,
+    staging,
     swap,
-    venv,
 )
 from toolchain.errors import (
     ArtifactError,
-    CommandError,
     ConfigError,
     InstallError,
     InvalidName,
@@ -49,24 +46,15 @@ from toolchain.errors import (
 from toolchain.extract import extract
 from toolchain.layout import (
     CONFIG_INI,
-    MANIFEST,
     METADATA,
-    NPM_CACHE,
-    POSTINSTALL,
-    VENV,
-    WHEELHOUSE,
     Runtime,
-    provisioning_dir,
 )
 from toolchain.names import check_name
-from toolchain.runner import run
 
 log = logging.getLogger(__name__)
 
 DEFAULT, UPGRADE, FORCE = "default", "upgrade", "force"
 STRATEGIES = (DEFAULT, UPGRADE, FORCE)
-_REQUIRED_METADATA = ("name", "version", "release", "python_tag", "platform")
-_NAME_LINE = re.compile(r"^(\s*name\s*[=:]\s*)(.*?)\s*$")
 
 
 @dataclass(frozen=True)
@@ -94,57 +82,6 @@ class Step:
     new_name: str | None = None
 
 
-@dataclass
-class _Staged:
-    name: str
-    path: Path
-    venv: Path | None = None
-
-
-def check_metadata(meta: dict[str, Any], top: str, where: Path) -> None:
-    """Refuse metadata that is incomplete, inconsistent or for another machine."""
-    from packaging.version import InvalidVersion, Version
-
-    missing = [k for k in _REQUIRED_METADATA if not isinstance(meta.get(k), str)]
-    if missing:
-        raise ArtifactError(f"{where}: metadata lacks {', '.join(missing)}; rebuild the artifact")
-    if meta["name"] != top:
-        raise ArtifactError(f"{where}: metadata names {meta['name']!r}, the archive holds {top!r}")
-    try:
-        Version(meta["version"])
-    except InvalidVersion:
-        raise ArtifactError(f"{where}: version {meta['version']!r} is not PEP 440") from None
-    if not meta["release"].isdigit() or int(meta["release"]) < 1:
-        raise ArtifactError(f"{where}: release {meta['release']!r} is not a positive integer")
-    fmt = meta.get("format_version", FORMAT_VERSION)
-    if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
-        raise ArtifactError(
-            f"{where}: format version {fmt!r} is newer than this toolchain's "
-            f"({FORMAT_VERSION}); upgrade the toolchain"
-        )
-    if meta["python_tag"] != artifact.python_tag():
-        raise ArtifactError(
-            f"{where}: built for {meta['python_tag']}, this interpreter is "
-            f"{artifact.python_tag()}; rebuild the plugin with that Python"
-        )
-    if meta["platform"] not in ("any", artifact.platform_tag()):
-        raise ArtifactError(
-            f"{where}: built for platform {meta['platform']}, this machine is "
-            f"{artifact.platform_tag()}; rebuild the plugin there"
-        )
-
-
-def check_overrides(runtime_: Runtime, name: str) -> None:
-    """Validate the runtime and provisioning override files of `name`, when present."""
-    provisioning = provisioning_dir()
-    paths = [runtime_.override(name)]
-    if provisioning is not None:
-        paths.append(provisioning / f"{name}.ini")
-    for path in paths:
-        if path.is_file():
-            config.validate(config.read_raw(path), path, override=True)
-
-
 def _key(version: str, release: str) -> tuple[Any, int]:
     from packaging.version import InvalidVersion, Version
 
@@ -154,80 +91,9 @@ def _key(version: str, release: str) -> tuple[Any, int]:
         raise InstallError(f"installed version {version}-{release} is not comparable") from None
 
 
-def _rewrite_name(staged: Path, old: str, new: str) -> None:
-    """Make an installed copy of `old` call itself `new`: config.ini, metadata, manifest."""
-    cfg = staged / CONFIG_INI
-    lines = cfg.read_text(encoding="utf-8").splitlines(keepends=True)
-    section = ""
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        if stripped.startswith("[") and stripped.endswith("]"):
-            section = stripped[1:-1].strip()
-        elif section == "general" and (m := _NAME_LINE.match(line)):
-            lines[i] = f"{m[1]}{new}\n"
-    cfg.write_text("".join(lines), encoding="utf-8")
-    meta_path = staged / METADATA
-    meta = runtime.read_json(meta_path)
-    meta_path.write_bytes(artifact.dumps(dict(meta, name=new, original_name=old)))
-    man_path = staged / MANIFEST
-    manifest = runtime.read_json(man_path)
-    for item in manifest["files"]:
-        if item["path"] in (CONFIG_INI, METADATA):
-            path = staged / item["path"]
-            item["size"] = path.stat().st_size
-            item["sha256"] = artifact.sha256_file(path)
-    man_path.write_bytes(artifact.dumps_manifest(manifest))
-
-
-def write_requirements(wheelhouse: Path, out: Path) -> bool:
-    """Pin every wheel of `wheelhouse` with its hash into `out`; False when there is none."""
-    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
-
-    lines = []
-    for wheel in sorted(wheelhouse.glob("*.whl")) if wheelhouse.is_dir() else []:
-        try:
-            name, version, _build, _tags = parse_wheel_filename(wheel.name)
-        except InvalidWheelFilename:
-            raise ArtifactError(f"{wheel}: not a wheel file name; rebuild the artifact") from None
-        lines.append(f"{name}=={version} --hash=sha256:{artifact.sha256_file(wheel)}\n")
-    out.write_text("".join(lines), encoding="utf-8")
-    return bool(lines)
-
-
-def _build_venv(runtime_: Runtime, staged: _Staged, tid: str) -> None:
-    local = staged.path / VENV
-    if local.exists() or local.is_symlink():
-        raise ArtifactError(f"{staged.name}: the artifact holds {VENV}/, which is never released")
-    staged.venv = runtime_.venvs / f"{staged.name}.{tid}"
-    house = staged.path / WHEELHOUSE
-    reqs = runtime_.tmp / f".requirements-{staged.name}-{tid}.txt"
-    try:
-        wanted = write_requirements(house, reqs)
-        venv.build(staged.venv, reqs if wanted else None, find_links=[house], offline=True)
-    finally:
-        reqs.unlink(missing_ok=True)
-    local.symlink_to(staged.venv, target_is_directory=True)
-    if node.wanted(staged.path):
-        cache = staged.path / NPM_CACHE
-        node.install_offline(staged.path, staged.venv, cache, runtime_.tmp / f".npm-{tid}")
-
-
-def _postinstall(runtime_: Runtime, staged: _Staged) -> None:
-    script = staged.path / POSTINSTALL
-    if not script.is_file():
-        return
-    if not os.access(script, os.X_OK):
-        raise InstallError(f"plugin {staged.name}: {POSTINSTALL} is not executable")
-    env = plugin_env.variables(runtime_, staged.name, staged.path)
-    try:
-        run([script], cwd=staged.path, env=env, what=f"{staged.name}: {POSTINSTALL}")
-    except CommandError as exc:
-        raise InstallError(f"plugin {staged.name}: {exc}") from None
-
-
 def _stage(
     runtime_: Runtime, file: Path, tid: str, strategy: str, new_name: str | None, taken: set[str]
-) -> _Staged:
+) -> staging.Staged:
     if not file.is_file():
         raise ArtifactError(f"{file}: no such file")
     top = artifact.read_head(file)[0]
@@ -240,9 +106,9 @@ def _stage(
         raise UsageError(f"{file}: plugin {name} is given twice")
     taken.add(name)
     _check_strategy(runtime_, name, strategy, None)  # fail early, before any work
-    staged = _Staged(name, swap.staging_path(runtime_, name, tid))
+    staged = staging.Staged(name, swap.staging_path(runtime_, name, tid))
     got = extract(file, staged.path)
-    check_metadata(got.metadata, got.top, file)
+    staging.check_metadata(got.metadata, got.top, file)
     cfg_path = staged.path / CONFIG_INI
     try:
         raw = config.read_raw(cfg_path)
@@ -252,16 +118,16 @@ def _stage(
     if raw["general"]["name"] != got.top:
         raise ArtifactError(f"{file}: {CONFIG_INI} names {raw['general']['name']!r}, not {top!r}")
     if name != got.top:
-        _rewrite_name(staged.path, got.top, name)
-    check_overrides(runtime_, name)
+        staging.rewrite_name(staged.path, got.top, name)
+    staging.check_overrides(runtime_, name)
     _check_strategy(runtime_, name, strategy, got.metadata)
     record = {
         "installed_from": str(file.absolute()),
         "installed_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     (staged.path / runtime.INSTALL_RECORD).write_bytes(artifact.dumps(record))
-    _build_venv(runtime_, staged, tid)
-    _postinstall(runtime_, staged)
+    staging.build_venv(runtime_, staged, tid)
+    staging.postinstall(runtime_, staged)
     return staged
 
 
@@ -297,13 +163,6 @@ def _previous(runtime_: Runtime, name: str) -> str | None:
     except ToolchainError:
         return "?"
     return f"{current.version}-{current.release}"
-
-
-def prepare(rt: Runtime, name: str, staged: Path, tid: str) -> None:
-    """Build the virtualenv of a staged tree and run its postinstall (rollback's way in)."""
-    item = _Staged(name, staged)
-    _build_venv(rt, item, tid)
-    _postinstall(rt, item)
 
 
 def abort(rt: Runtime, tid: str) -> None:
@@ -379,7 +238,7 @@ def install(
 def transaction(rt: Runtime, steps: Sequence[Step]) -> list[Change]:
     """Stage every step, then commit them together; the caller holds the runtime lock."""
     tid = swap.new_id()
-    staged: list[_Staged] = []
+    staged: list[staging.Staged] = []
     taken: set[str] = set()
     changes: list[Change] = []
     try:
@@ -423,12 +282,12 @@ def devlink(source_dir: Path, *, force: bool = False, runtime_: Runtime | None =
                 f"plugin {name} is already installed in {rt.home}: use --force to replace it "
                 f"with a link to {source}"
             )
-        check_overrides(rt, name)
+        staging.check_overrides(rt, name)
         tid = swap.new_id()
-        staging = swap.staging_path(rt, name, tid)
+        link = swap.staging_path(rt, name, tid)
         try:
-            staging.symlink_to(source, target_is_directory=True)
-            swap.commit(rt, tid, [swap.Move(name, staging, swap.backup_path(rt, name, tid))])
+            link.symlink_to(source, target_is_directory=True)
+            swap.commit(rt, tid, [swap.Move(name, link, swap.backup_path(rt, name, tid))])
         except BaseException:
             _abort(rt, tid)
             raise
@@ -473,36 +332,5 @@ def _hook(which: str, rt: Runtime, name: str) -> None:
 
 def finalize(rt: Runtime, name: str) -> None:
     """After a commit: create the override file if absent, start cron jobs and daemons."""
-    write_override_template(rt, name)
+    overrides.write_template(rt, name)
     _hook("after_install", rt, name)
-
-
-def override_template(raw: config.Raw, name: str) -> str:
-    """The runtime override file of a plugin: every overridable key, commented out."""
-    out = [
-        f"# Runtime override of plugin {name}: merged over its {CONFIG_INI}, under the",
-        "# provisioning override. Uncomment a key to change its value. Keys starting with",
-        "# '_' are private and cannot be overridden.",
-    ]
-    for section, keys in raw.items():
-        lines = [
-            f"# {key} = " + value.replace("\n", "\n#     ")
-            for key, value in keys.items()
-            if not key.startswith("_") and not (section == "general" and key == "name")
-        ]
-        if lines:
-            out += ["", f"[{section}]", *lines]
-    return "\n".join(out) + "\n"
-
-
-def write_override_template(rt: Runtime, name: str) -> Path:
-    """Generate `config/plugins/NAME.ini` unless it exists (an OP's file is never touched)."""
-    path = rt.override(name)
-    if path.exists():
-        return path
-    raw = config.read_raw(rt.plugin(name) / CONFIG_INI)
-    tmp = path.with_name(f".{path.name}.tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(override_template(raw, name), encoding="utf-8")
-    os.replace(tmp, path)
-    return path

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 
-from toolchain import archive, install, repository, resolve, runtime, swap
+from toolchain import archive, install, repository, resolve, runtime, staging, swap
 from toolchain.errors import InstallError, NotInstalled, ResolutionError
 from toolchain.layout import VENV, Runtime
 
@@ -47,16 +47,16 @@ def rollback(name: str, *, force: bool = False, runtime_: Runtime | None = None)
         newest = kept[0]
         if not force:
             _check_requirers(rt, name, repository.tree_candidate(newest.path, name))
-        install.check_overrides(rt, name)
+        staging.check_overrides(rt, name)
         current = runtime.describe(rt, name) if runtime.entry_exists(rt, name) else None
         tid = swap.new_id()
-        staging = swap.staging_path(rt, name, tid)
+        staged = swap.staging_path(rt, name, tid)
         try:
-            shutil.copytree(newest.path, staging, symlinks=True)
-            swap.drop(staging / VENV)  # the archived link points at a dropped virtualenv
-            install.prepare(rt, name, staging, tid)
+            shutil.copytree(newest.path, staged, symlinks=True)
+            swap.drop(staged / VENV)  # the archived link points at a dropped virtualenv
+            staging.prepare(rt, name, staged, tid)
             # The cancelled version is not archived: a second rollback goes further back.
-            swap.commit(rt, tid, [swap.Move(name, staging, swap.backup_path(rt, name, tid))])
+            swap.commit(rt, tid, [swap.Move(name, staged, swap.backup_path(rt, name, tid))])
         except BaseException:
             install.abort(rt, tid)
             raise
