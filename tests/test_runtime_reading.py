@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from toolchain import runtime
+from toolchain import listing, runtime
+from toolchain.cli.plugins import list_main
 from toolchain.errors import LockTimeout
 from toolchain.layout import Runtime
 
@@ -72,3 +74,51 @@ def test_debris_of_an_interrupted_command_takes_the_recovering_lock(
     with runtime.reading(rt):
         pass
     assert calls == [rt]
+
+
+def _installed_entry(rt: Runtime, name: str, version: str) -> None:
+    home = rt.plugin(name)
+    (home / ".release").mkdir(parents=True)
+    (home / "config.ini").write_text(f"[general]\nname = {name}\n_version = {version}\n")
+    meta = {"name": name, "version": version, "release": "2"}
+    (home / ".release" / "metadata.json").write_text(json.dumps(meta))
+    (rt.venvs / f"{name}.abc").mkdir()
+    (home / "local").symlink_to(rt.venvs / f"{name}.abc")
+
+
+def test_fast_listing_equals_the_full_one_or_steps_aside(rt: Runtime, tmp_path: Path) -> None:
+    rt.lock.touch()
+    for name, version in (("web", "1.0"), ("alpha", "2.1"), ("b-2", "0.3")):
+        _installed_entry(rt, name, version)
+    (rt.plugins / "empty").mkdir()  # no config.ini: not a plugin
+    full = [e.as_dict() for e in runtime.installed(rt)]
+    assert listing.rows() == full and [r["name"] for r in full] == ["alpha", "b-2", "web"]
+
+    with FileLock(str(rt.lock)):  # a writer: the full path waits for it
+        assert listing.rows() is None
+    (rt.venvs / "orphan.abc").mkdir()  # left by a crash: recovery collects it
+    assert listing.rows() is None
+    (rt.venvs / "orphan.abc").rmdir()
+    source = tmp_path / "src"
+    source.mkdir()
+    (rt.plugin("dev")).symlink_to(source)  # devlinked: described from its config
+    assert listing.rows() is None
+    rt.plugin("dev").unlink()
+    (rt.plugins / ".journal-1.json").write_text("{}")
+    assert listing.rows() is None
+
+
+def test_list_command_fast_and_full_print_the_same(
+    rt: Runtime, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt.lock.touch()
+    _installed_entry(rt, "web", "1.0")
+    outputs = []
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(listing, "rows", lambda: None)
+        for args in ([], ["--raw"], ["--json"]):
+            assert list_main(args) == 0
+            outputs.append(capsys.readouterr().out)
+    assert outputs[:3] == outputs[3:]
+    assert "web" in outputs[0] and json.loads(outputs[2])[0]["version"] == "1.0"

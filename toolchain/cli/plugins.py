@@ -3,15 +3,18 @@ rollback, provision."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+import sys
 
 from toolchain.cli import EXIT_FAILURE, error, execute, parser
 from toolchain.errors import UsageError
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from typing import Any
 
 
 def _logging() -> None:
@@ -22,6 +25,8 @@ def _logging() -> None:
 
 def install_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `plugins.install`."""
+    from pathlib import Path
+
     p = parser(
         "plugins.install",
         "Install .plugin files (all or nothing), offline, into $PLUGIN_RUNTIME_HOME.",
@@ -104,8 +109,34 @@ def uninstall_main(argv: Sequence[str] | None = None) -> int:
     return execute(p, body, argv)
 
 
+def _print_rows(rows: list[dict[str, str | None]], *, as_json: bool, raw: bool) -> None:
+    if as_json:
+        import json
+
+        print(json.dumps(rows, indent=1))
+        return
+    fields = ("name", "version", "release", "home", "dev_link")
+    lines = [[str(row[f] or "") for f in fields] for row in rows]
+    if raw:
+        for line in lines:
+            print("\t".join(line).rstrip("\t"))
+        return
+    table = [[f.upper() for f in fields], *lines]
+    widths = [max(len(r[i]) for r in table) for i in range(len(fields))]
+    for line in table:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+
+
 def list_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `plugins.list`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args in ([], ["--json"], ["--raw"]):
+        from toolchain.listing import rows  # the common case, without argparse or pathlib
+
+        found = rows()
+        if found is not None:
+            _print_rows(found, as_json=args == ["--json"], raw=args == ["--raw"])
+            return 0
     p = parser("plugins.list", "List the installed plugins: name, version, release, home.")
     form = p.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="a JSON array of objects")
@@ -118,19 +149,7 @@ def list_main(argv: Sequence[str] | None = None) -> int:
         _logging()
         with runtime.reading(Runtime.current()) as rt:
             rows = [entry.as_dict() for entry in runtime.installed(rt)]
-        if args.json:
-            print(json.dumps(rows, indent=1))
-            return
-        fields = ("name", "version", "release", "home", "dev_link")
-        lines = [[str(row[f] or "") for f in fields] for row in rows]
-        if args.raw:
-            for line in lines:
-                print("\t".join(line).rstrip("\t"))
-            return
-        table = [[f.upper() for f in fields], *lines]
-        widths = [max(len(r[i]) for r in table) for i in range(len(fields))]
-        for line in table:
-            print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+        _print_rows(rows, as_json=args.json, raw=args.raw)
 
     return execute(p, body, argv)
 
@@ -159,11 +178,15 @@ def _print_info(doc: dict[str, Any]) -> None:
 
 
 def _is_file_argument(target: str) -> bool:
+    from pathlib import Path
+
     return os.sep in target or target.endswith(".plugin") or Path(target).is_file()
 
 
 def info_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `plugins.info`."""
+    from pathlib import Path
+
     p = parser("plugins.info", "Metadata and file list of an installed plugin or a .plugin file.")
     p.add_argument("target", metavar="NAME|FILE")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -223,6 +246,8 @@ def check_main(argv: Sequence[str] | None = None) -> int:
 
 def repackage_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `plugins.repackage`."""
+    from pathlib import Path
+
     p = parser(
         "plugins.repackage",
         "Build a .plugin from an installed plugin, with its installed name and its "
@@ -271,6 +296,8 @@ def rollback_main(argv: Sequence[str] | None = None) -> int:
 
 def provision_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `plugins.provision`."""
+    from pathlib import Path
+
     p = parser(
         "plugins.provision",
         "Make the installed plugins match the .plugin files of DIR: install the new ones, "
