@@ -155,6 +155,7 @@ def test_uninstall_keeps_the_override_unless_clean(
     assert not rt.plugin("hello").exists()
     assert list(rt.venvs.iterdir()) == []
     assert "bin/hello" not in crontab.read_text()
+    assert not list((rt.home / "cache" / "env").glob("hello.*"))  # no cached env left
     assert rt.override("hello").read_text() == "[custom]\ngreeting = kept\n"
     assert uninstall_main(["hello"]) == 1
     assert "not installed" in capsys.readouterr().err

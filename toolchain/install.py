@@ -315,7 +315,7 @@ def uninstall(
         tid = swap.new_id()
         swap.commit(rt, tid, [swap.Move(name, None, swap.backup_path(rt, name, tid))])
         runtime.collect_venvs(rt)
-        plugin_env.cache_file(rt, name).unlink(missing_ok=True)
+        plugin_env.drop_cache(rt, name)
         if clean:
             rt.override(name).unlink(missing_ok=True)
     return linked

@@ -33,6 +33,13 @@ def cache_file(runtime: Runtime, name: str) -> Path:
     return Path(envcache.cache_path(str(runtime.home), name))
 
 
+def drop_cache(runtime: Runtime, name: str) -> None:
+    """Forget the cached configuration of `name` (JSON and its marshal copy)."""
+    home = str(runtime.home)
+    for path in (envcache.cache_path(home, name), envcache.fast_path(home, name)):
+        Path(path).unlink(missing_ok=True)
+
+
 def _templated(merged: Mapping[str, Mapping[str, str]]) -> bool:
     return any("{{" in v or "{%" in v for keys in merged.values() for v in keys.values())
 
