@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import tarfile
 from pathlib import Path
 
@@ -196,3 +197,13 @@ def test_release_outside_a_plugin_dir_is_a_usage_error(
 ) -> None:
     assert build_main(["-C", str(tmp_path), "release"]) == 2
     assert "no config.ini here" in capsys.readouterr().err
+
+
+def test_a_fifo_in_the_plugin_fails_the_release(
+    plugin: PluginDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    os.mkfifo(plugin.root / "bin" / "pipe")
+    assert build_main(["-C", str(plugin.root), "release"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"ERROR: {plugin.root / 'bin' / 'pipe'}: not a regular file")
+    assert not list(plugin.root.glob("hello-*.plugin"))

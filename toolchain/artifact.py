@@ -95,6 +95,36 @@ class Entry:
     target: str = ""
 
 
+_NOT_PACKABLE = "not a regular file, directory or symlink; remove it"
+
+
+@contextlib.contextmanager
+def _member(source: str) -> Iterator[tuple[int, os.stat_result] | str]:
+    """Open a member once, following no symlink: (fd, fstat) of a file or directory, or a
+    symlink's target; anything else (a FIFO, a device...) is an ArtifactError."""
+    try:
+        fd = os.open(source, _OPEN_FLAGS | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:  # a symlink (ELOOP), or unreadable: say what it is
+        st = os.lstat(source)
+        if stat.S_ISLNK(st.st_mode):
+            yield os.readlink(source)
+            return
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            raise ArtifactError(f"{source}: {_NOT_PACKABLE}") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            raise ArtifactError(f"{source}: {_NOT_PACKABLE}")
+        yield fd, st
+    finally:
+        os.close(fd)
+
+
+def _file_mode(st: os.stat_result) -> int:
+    return 0o755 if st.st_mode & 0o111 else 0o644
+
+
 def scan(root: Path, relpaths: Iterable[str]) -> list[Entry]:
     """Describe `relpaths` under `root` with normalised modes, sizes and hashes.
 
@@ -105,30 +135,16 @@ def scan(root: Path, relpaths: Iterable[str]) -> list[Entry]:
     base = os.fspath(root)
     for rel in relpaths:
         full = os.path.join(base, rel)
-        try:
-            fd = os.open(full, _OPEN_FLAGS | os.O_NOFOLLOW | os.O_NONBLOCK)
-        except OSError:  # a symlink (ELOOP), or unreadable: say what it is
-            st = os.lstat(full)
-            if stat.S_ISLNK(st.st_mode):
-                entries.append(Entry(rel, Path(full), "symlink", 0o777, target=os.readlink(full)))
+        with _member(full) as member:
+            if isinstance(member, str):
+                entries.append(Entry(rel, Path(full), "symlink", 0o777, target=member))
                 continue
-            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-                raise ArtifactError(
-                    f"{full}: not a regular file, directory or symlink; remove it"
-                ) from None
-            raise
-        try:
-            st = os.fstat(fd)
+            fd, st = member
             if stat.S_ISREG(st.st_mode):
-                mode = 0o755 if st.st_mode & 0o111 else 0o644
                 digest = _digest_fd(fd, st.st_size)
-                entries.append(Entry(rel, Path(full), "file", mode, st.st_size, digest))
-            elif stat.S_ISDIR(st.st_mode):
-                entries.append(Entry(rel, Path(full), "dir", 0o755))
+                entries.append(Entry(rel, Path(full), "file", _file_mode(st), st.st_size, digest))
             else:
-                raise ArtifactError(f"{full}: not a regular file, directory or symlink; remove it")
-        finally:
-            os.close(fd)
+                entries.append(Entry(rel, Path(full), "dir", 0o755))
     return entries
 
 
@@ -301,31 +317,17 @@ def pack(
 
 def _pack_one(tar: TarWriter, name: str, path: str, source: str, mtime: int) -> Entry:
     """Pack one member, opened once (no symlink followed); describe it for the manifest."""
-    try:
-        fd = os.open(source, _OPEN_FLAGS | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:  # a symlink (ELOOP), or unreadable: say what it is
-        st = os.lstat(source)
-        if stat.S_ISLNK(st.st_mode):
-            target = os.readlink(source)
-            tar.add_symlink(name, target, mtime)
-            return Entry(path, _NO_SOURCE, "symlink", 0o777, target=target)
-        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-            raise ArtifactError(
-                f"{source}: not a regular file, directory or symlink; remove it"
-            ) from None
-        raise
-    try:
-        st = os.fstat(fd)
+    with _member(source) as member:
+        if isinstance(member, str):
+            tar.add_symlink(name, member, mtime)
+            return Entry(path, _NO_SOURCE, "symlink", 0o777, target=member)
+        fd, st = member
         if stat.S_ISREG(st.st_mode):
-            mode = 0o755 if st.st_mode & 0o111 else 0o644
+            mode = _file_mode(st)
             digest = tar.add_fd(name, fd, st.st_size, mode, mtime)
             return Entry(path, _NO_SOURCE, "file", mode, st.st_size, digest)
-        if stat.S_ISDIR(st.st_mode):
-            tar.add_dir(name, mtime)
-            return Entry(path, _NO_SOURCE, "dir", 0o755)
-        raise ArtifactError(f"{source}: not a regular file, directory or symlink; remove it")
-    finally:
-        os.close(fd)
+        tar.add_dir(name, mtime)
+        return Entry(path, _NO_SOURCE, "dir", 0o755)
 
 
 def detect(path: Path) -> str:
