@@ -218,13 +218,17 @@ def describe(runtime: Runtime, name: str) -> Installed:
     return Installed(name, home, str(meta.get("version")), str(meta.get("release")), None)
 
 
-def installed(runtime: Runtime) -> list[Installed]:
-    """Every plugin installed or devlinked in the runtime, by name."""
+def installed_names(runtime: Runtime) -> list[str]:
+    """Names of the plugins installed or devlinked in the runtime, sorted (no debris)."""
     if not runtime.plugins.is_dir():
         return []
-    out = []
-    for entry in sorted(runtime.plugins.iterdir()):
-        if entry.name.startswith(".") or not (entry / CONFIG_INI).is_file():
-            continue
-        out.append(describe(runtime, entry.name))
-    return out
+    return [
+        entry.name
+        for entry in sorted(runtime.plugins.iterdir())
+        if not entry.name.startswith(".") and (entry / CONFIG_INI).is_file()
+    ]
+
+
+def installed(runtime: Runtime) -> list[Installed]:
+    """Every plugin installed or devlinked in the runtime, by name."""
+    return [describe(runtime, name) for name in installed_names(runtime)]

@@ -14,28 +14,18 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from toolchain import config, crontab, programs, supervisor
+from toolchain import config, crontab, programs, runtime, supervisor
 from toolchain.config import Raw
 from toolchain.daemons import daemons_of
-from toolchain.errors import InvalidName, ToolchainError
+from toolchain.errors import ToolchainError
 from toolchain.layout import CONFIG_INI, CRONTAB, Runtime, module_name
-from toolchain.names import check_name
 from toolchain.runner import clean_env, run
 from toolchain.scripts import console_script
 
 
 def installed(home: Path) -> list[str]:
     """Names of the plugins installed (or devlinked) in the runtime, sorted."""
-    plugins = Runtime(home).plugins
-    names = []
-    for entry in sorted(plugins.iterdir()) if plugins.is_dir() else []:
-        try:
-            check_name(entry.name)
-        except InvalidName:
-            continue  # staging or archive debris, never a plugin
-        if (entry / CONFIG_INI).is_file():
-            names.append(entry.name)
-    return names
+    return runtime.installed_names(Runtime(home))
 
 
 def is_devlinked(home: Path, name: str) -> bool:
