@@ -10,14 +10,13 @@ and the runtime drops the ones no plugin uses): a rollback rebuilds it offline.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from toolchain import runtime, swap
 from toolchain.errors import ToolchainError
-from toolchain.layout import METADATA, Runtime
+from toolchain.layout import METADATA, Runtime, env_number
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +26,7 @@ DEFAULT_KEEP = 2
 
 def keep() -> int:
     """How many replaced versions of a plugin are archived (`$PLUGIN_ARCHIVE_KEEP`)."""
-    value = os.environ.get(KEEP_ENV)
-    if not value:
-        return DEFAULT_KEEP
-    try:
-        count = int(value)
-    except ValueError:
-        raise ToolchainError(f"{KEEP_ENV}={value!r} is not a number of versions") from None
-    if count < 0:
-        raise ToolchainError(f"{KEEP_ENV}={value!r} must not be negative")
-    return count
+    return int(env_number(KEEP_ENV, DEFAULT_KEEP, ToolchainError, "versions"))
 
 
 def slot(rt: Runtime, name: str, tid: str) -> Path | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolchain.errors import CronError
-from toolchain.layout import env_seconds
+from toolchain.layout import env_number
 
 # Commands run by a cron job get this many seconds unless `$PLUGIN_CRON_TIMEOUT` says.
 DEFAULT_TIMEOUT = 3600
@@ -107,7 +107,7 @@ def parse(text: str, env: Mapping[str, str], source: str) -> list[Job]:
 
 def timeout() -> int:
     """Seconds a cron job may run (`$PLUGIN_CRON_TIMEOUT`, default one hour; 0: no limit)."""
-    return int(env_seconds("PLUGIN_CRON_TIMEOUT", DEFAULT_TIMEOUT, CronError))
+    return int(env_number("PLUGIN_CRON_TIMEOUT", DEFAULT_TIMEOUT, CronError, "seconds"))
 
 
 def wrap(plugin: str, job: Job, plugin_cron: Path, seconds: int) -> str:

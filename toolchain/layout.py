@@ -88,18 +88,22 @@ def module_name() -> str:
     return os.environ.get("PLUGIN_MODULE") or "plugins"
 
 
-def env_seconds(variable: str, default: float, error: type[Exception]) -> float:
-    """A non-negative number of seconds from `$variable`, else `default`; `error` if invalid."""
+def env_number(variable: str, default: float, error: type[Exception], unit: str) -> float:
+    """A non-negative number from `$variable` (an integer when `default` is), else `default`.
+
+    `unit` names what it counts in the error raised (as `error`) for an invalid value.
+    """
     value = os.environ.get(variable)
     if not value:
         return default
+    parse = int if isinstance(default, int) else float
     try:
-        seconds = float(value)
+        number = parse(value)
     except ValueError:
-        raise error(f"{variable}={value!r} is not a number of seconds") from None
-    if seconds < 0:
+        raise error(f"{variable}={value!r} is not a number of {unit}") from None
+    if number < 0:
         raise error(f"{variable}={value!r} must not be negative")
-    return seconds
+    return number
 
 
 def provisioning_dir() -> Path | None:

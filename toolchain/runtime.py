@@ -13,7 +13,7 @@ from typing import Any
 
 from toolchain import swap
 from toolchain.errors import InstallError, LockTimeout, NotInstalled, ToolchainError
-from toolchain.layout import CONFIG_INI, METADATA, VENV, Runtime, env_seconds
+from toolchain.layout import CONFIG_INI, METADATA, VENV, Runtime, env_number
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ INSTALL_RECORD = ".release/install.json"
 
 def lock_timeout() -> float:
     """Seconds to wait for the runtime lock (`$PLUGIN_LOCK_TIMEOUT`, default 300)."""
-    return env_seconds("PLUGIN_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT, ToolchainError)
+    return env_number("PLUGIN_LOCK_TIMEOUT", DEFAULT_LOCK_TIMEOUT, ToolchainError, "seconds")
 
 
 def ensure(runtime: Runtime) -> Runtime:

@@ -152,37 +152,41 @@ def _finish(problems: list[ToolchainError]) -> None:
         raise problems[0]
 
 
+def _follow(
+    home: Path,
+    problems: list[ToolchainError],
+    plugins: Iterable[str] | None,
+    *,
+    apply: bool = True,
+    restart: bool = False,
+    skip: Iterable[str] = (),
+) -> None:
+    """A running process manager follows `plugins`' programs, the crontab is regenerated;
+    every problem met on the way is raised at the end (the first one)."""
+    if apply and supervisor.is_running(home):
+        try:
+            supervisor.apply(home, plugins, restart=restart)
+        except ToolchainError as exc:
+            problems.append(exc)
+    try:
+        regenerate_crontab(home, skip=skip)
+    except ToolchainError as exc:
+        problems.append(exc)
+    _finish(problems)
+
+
 def after_install(name: str, home: Path | None = None) -> None:
     """Hook run once plugin `name` is installed or upgraded: cron jobs and daemons follow."""
     home = home or Runtime.current().home
     problems = _sync_programs(home, [name])
-    if not problems and supervisor.is_running(home):
-        try:
-            supervisor.apply(home, [name], restart=True)
-        except ToolchainError as exc:
-            problems.append(exc)
-    try:
-        regenerate_crontab(home)
-    except ToolchainError as exc:
-        problems.append(exc)
-    _finish(problems)
+    _follow(home, problems, [name], apply=not problems, restart=True)
 
 
 def before_uninstall(name: str, home: Path | None = None) -> None:
     """Hook run before plugin `name` is removed: its daemons stop, its cron jobs go."""
     home = home or Runtime.current().home
     programs.remove_plugin(home, name)
-    problems: list[ToolchainError] = []
-    if supervisor.is_running(home):
-        try:
-            supervisor.apply(home, [name])
-        except ToolchainError as exc:
-            problems.append(exc)
-    try:
-        regenerate_crontab(home, skip=[name])
-    except ToolchainError as exc:
-        problems.append(exc)
-    _finish(problems)
+    _follow(home, [], [name], skip=[name])
 
 
 def reload(home: Path | None = None) -> None:
@@ -195,17 +199,7 @@ def reload(home: Path | None = None) -> None:
     names = installed(home)
     for stale in set(programs.configured_plugins(home)) - set(names):
         programs.remove_plugin(home, stale)
-    problems = _sync_programs(home, names)
-    if supervisor.is_running(home):
-        try:
-            supervisor.apply(home)
-        except ToolchainError as exc:
-            problems.append(exc)
-    try:
-        regenerate_crontab(home)
-    except ToolchainError as exc:
-        problems.append(exc)
-    _finish(problems)
+    _follow(home, _sync_programs(home, names), None)
 
 
 def start(home: Path | None = None) -> bool:
