@@ -31,10 +31,10 @@ CASES = ("idle", "release", "install", "pack", "many", "startup")
 
 def _uv_available() -> bool:
     try:
-        from toolchain import uv
+        from toolchain.localenv import backend
     except ImportError:
         return False
-    return uv.available()
+    return backend.uv_executable() is not None
 
 
 def _re2_available() -> bool:

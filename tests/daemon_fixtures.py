@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from toolchain import supervisor
+from toolchain.running import supervisor
 
 T = TypeVar("T")
 

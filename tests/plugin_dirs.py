@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from toolchain import template
+from toolchain.build import template
 
 
 def render_default(parent: Path, name: str = "hello", template_name: str = "default") -> Path:

@@ -12,8 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from toolchain import FORMAT_VERSION, artifact
-from toolchain.layout import WHEELHOUSE
+from toolchain.artifact import spec
+from toolchain.artifact.pack import pack as pack_artifact
+from toolchain.artifact.spec import FORMAT_VERSION
+from toolchain.core.layout import WHEELHOUSE
 
 MTIME = 1_700_000_000
 
@@ -112,8 +114,8 @@ def metadata(
         "requires": [],
         "build_host": "tests",
         "build_date": "2023-11-14T22:13:20Z",
-        "python_tag": artifact.python_tag(),
-        "platform": artifact.platform_tag(),
+        "python_tag": spec.python_tag(),
+        "platform": spec.platform_tag(),
         "format_version": FORMAT_VERSION,
     }
     doc.update(extra or {})
@@ -130,8 +132,8 @@ def pack(tree: Path, out: Path, meta: Mapping[str, Any], top: str | None = None)
         for d, dirs, files in os.walk(tree)
         for f in [*dirs, *files]
     )
-    entries = artifact.scan(tree, rels)
-    artifact.write(out, top or meta["name"], entries, dict(meta), mtime=MTIME)
+    members = [(rel, os.path.join(tree, rel)) for rel in rels]
+    pack_artifact(out, top or meta["name"], members, dict(meta), mtime=MTIME)
     return out
 
 
@@ -150,5 +152,5 @@ def build_plugin(
     if tree.exists():
         shutil.rmtree(tree)
     write_tree(tree, name, version, release, wheels=wheels, **tree_options)
-    out = directory / artifact.artifact_name(name, version, release)
+    out = directory / spec.artifact_name(name, version, release)
     return pack(tree, out, metadata(name, version, release, meta), top=name)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.plugin_dirs import tool_env
-from toolchain import template
+from toolchain.build import template
 from toolchain.cli.bootstrap import main
-from toolchain.layout import makefile_plugin, templates_dir
+from toolchain.core.layout import makefile_plugin, templates_dir
 
 
 def test_list_shows_templates_with_descriptions(capsys: pytest.CaptureFixture[str]) -> None:

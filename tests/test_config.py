@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import config
-from toolchain.errors import ConfigError, InvalidName
-from toolchain.names import check_name
+from toolchain.config import layers, schema
+from toolchain.core.errors import ConfigError, InvalidName
+from toolchain.core.names import check_name
 
 VALID = "[general]\nname = hello\n_version = 1.0\n"
 
@@ -36,10 +36,10 @@ def test_invalid_names(name: str, why: str) -> None:
         check_name(name)
 
 
-def _load(tmp_path: Path, text: str) -> config.PluginConfig:
+def _load(tmp_path: Path, text: str) -> layers.PluginConfig:
     path = tmp_path / "config.ini"
     path.write_text(text, encoding="utf-8")
-    return config.load(path)
+    return layers.load(path)
 
 
 def test_valid_config_defaults(tmp_path: Path) -> None:
@@ -81,32 +81,32 @@ def test_invalid_config_message(tmp_path: Path, text: str, expected: str) -> Non
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
-        config.load(tmp_path / "config.ini")
+        layers.load(tmp_path / "config.ini")
 
 
 def test_variants_inherit_and_later_layers_win() -> None:
     plugin = {"custom": {"a": "plain", "a[DEV]": "dev", "b": "plain", "c[PROD]": "prod"}}
     override = {"custom": {"b[DEV_JOHN]": "john"}}
-    merged = config.merge([plugin, override], "DEV_JOHN")
+    merged = layers.merge([plugin, override], "DEV_JOHN")
     assert merged["custom"] == {"a": "dev", "b": "john"}
-    assert config.merge([plugin, override], "")["custom"] == {"a": "plain", "b": "plain"}
+    assert layers.merge([plugin, override], "")["custom"] == {"a": "plain", "b": "plain"}
 
 
 def test_override_cannot_set_private_keys(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\[general\] _version: private keys"):
-        config.validate({"general": {"_version": "9"}}, "override.ini", override=True)
+        schema.validate({"general": {"_version": "9"}}, "override.ini", override=True)
 
 
 def test_jinja_values_and_export() -> None:
-    merged = config.merge([{"custom": {"path": "{{ HOME }}/data", "my-key": "x"}}])
-    rendered = config.render(merged, {"HOME": "/home/op"})
-    assert config.exported(rendered, "plugins") == {
+    merged = layers.merge([{"custom": {"path": "{{ HOME }}/data", "my-key": "x"}}])
+    rendered = layers.render(merged, {"HOME": "/home/op"})
+    assert layers.exported(rendered, "plugins") == {
         "PLUGINS_CURRENT_PLUGIN_CUSTOM_PATH": "/home/op/data",
         "PLUGINS_CURRENT_PLUGIN_CUSTOM_MY_KEY": "x",
     }
     with pytest.raises(ConfigError, match=r"\[custom\] path: cannot render"):
-        config.render(merged, {})
+        layers.render(merged, {})
 
 
 def test_requires_parsing() -> None:
-    assert config.parse_requires("other>=1.2,<2, third") == [("other", "<2,>=1.2"), ("third", "")]
+    assert schema.parse_requires("other>=1.2,<2, third") == [("other", "<2,>=1.2"), ("third", "")]

@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 
 from tests.plugin_factory import build_plugin
-from toolchain import staging, swap
 from toolchain.cli.plugins import check_main, install_main, list_main, uninstall_main
-from toolchain.layout import METADATA, Runtime
-from toolchain.runtime import read_json
+from toolchain.core import settings
+from toolchain.core.layout import METADATA, Runtime
+from toolchain.installer import journal, stage
+from toolchain.runtime.registry import read_json
 
 BIN = Path(sys.executable).parent
 STEPS = ("rename", "drop", "write_journal", "remove_journal")
@@ -54,7 +55,7 @@ class Faults:
         self.calls: list[str] = []
         self.fail_at = 0
         for name in STEPS:
-            monkeypatch.setattr(swap, name, self._wrap(name, getattr(swap, name)))
+            monkeypatch.setattr(journal, name, self._wrap(name, getattr(journal, name)))
 
     def _wrap(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
         def step(*args: Any) -> Any:
@@ -89,7 +90,7 @@ def test_each_failing_step_leaves_old_or_new(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(staging.venv, "build", _fake_venv)
+    monkeypatch.setattr(stage.venv, "build", _fake_venv)
     faults = Faults(monkeypatch)
     before, run, after = OPERATIONS[operation]
 
@@ -105,7 +106,7 @@ def test_each_failing_step_leaves_old_or_new(
     faults.arm(0)
     assert run(artifacts) == 0
     steps = list(faults.calls)
-    journal = steps.index("write_journal") + 1  # once it is written, the new state wins
+    committed = steps.index("write_journal") + 1  # once it is written, the new state wins
     assert version(rt) == after
 
     for k in range(1, len(steps) + 1):
@@ -113,7 +114,7 @@ def test_each_failing_step_leaves_old_or_new(
         faults.arm(k)
         run(artifacts)
         faults.arm(0)
-        expected = before if k <= journal else after
+        expected = before if k <= committed else after
         assert version(rt) == expected, (k, steps[k - 1])
 
 
@@ -148,7 +149,7 @@ def test_sigkill_during_upgrade_is_recovered(
     rt = Runtime.current()
     _install_v1(rt, artifacts)
     code = _run_killed(
-        ["plugins.install", "--upgrade", str(artifacts["2.0"])], **{swap.FAILPOINT_ENV: point}
+        ["plugins.install", "--upgrade", str(artifacts["2.0"])], **{settings.FAILPOINT: point}
     )
     assert code == -signal.SIGKILL
     assert version(rt) == expected
@@ -158,7 +159,7 @@ def test_sigkill_during_upgrade_is_recovered(
 def test_sigkill_during_uninstall_is_recovered(artifacts: dict[str, Path], point: str) -> None:
     rt = Runtime.current()
     _install_v1(rt, artifacts)
-    code = _run_killed(["plugins.uninstall", "hello"], **{swap.FAILPOINT_ENV: point})
+    code = _run_killed(["plugins.uninstall", "hello"], **{settings.FAILPOINT: point})
     assert code == -signal.SIGKILL
     assert version(rt) is None
 
@@ -180,7 +181,7 @@ def test_sigkill_while_postinstall_runs_keeps_the_old_version(tmp_path: Path) ->
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert marker.exists()
-    staged = [p.name for p in rt.plugins.iterdir() if p.name.startswith(swap.STAGING)]
+    staged = [p.name for p in rt.plugins.iterdir() if p.name.startswith(journal.STAGING)]
     assert len(staged) == 1 and len(list(rt.venvs.iterdir())) == 2
     os.killpg(proc.pid, signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
@@ -193,19 +194,19 @@ def test_recovery_without_journal_reverts_and_with_journal_completes(
     rt = Runtime.current()
     _install_v1(rt, artifacts)
     # moved aside with no journal (nothing committed): the old plugin comes back
-    swap.rename(rt.plugin("hello"), swap.backup_path(rt, "hello", "aaaa"))
-    (swap.staging_path(rt, "hello", "aaaa") / "bin").mkdir(parents=True)
+    journal.rename(rt.plugin("hello"), journal.backup_path(rt, "hello", "aaaa"))
+    (journal.staging_path(rt, "hello", "aaaa") / "bin").mkdir(parents=True)
     (rt.venvs / "hello.orphan").mkdir()
     assert version(rt) == "1.0"
     # a journal that names a complete staging entry (here a devlink): the commit is finished
     source = tmp_path / "other"
     source.mkdir()
     (source / "config.ini").write_text("[general]\nname = other\n_version = 3\n")
-    staging = swap.staging_path(rt, "other", "bbbb")
+    staging = journal.staging_path(rt, "other", "bbbb")
     staging.symlink_to(source)
-    move = swap.Move("other", staging, swap.backup_path(rt, "other", "bbbb"))
-    swap.write_journal(rt, "bbbb", [move])
-    (rt.plugins / f"{swap.JOURNAL}cccc.json.tmp").write_text("[")
+    move = journal.Move("other", staging, journal.backup_path(rt, "other", "bbbb"))
+    journal.write_journal(rt, "bbbb", [move])
+    (rt.plugins / f"{journal.JOURNAL}cccc.json.tmp").write_text("[")
     assert version(rt) == "1.0"
     assert rt.plugin("other").resolve() == source and not staging.is_symlink()
     assert sorted(p.name for p in rt.plugins.iterdir()) == ["hello", "other"]

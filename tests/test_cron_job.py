@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import cron_job
 from toolchain.cli.cron import main as cron_main
+from toolchain.running import cron_job
 
 # Stands in for plugin_wrapper: `wrapper NAME -- CMD...` runs CMD with a marker variable.
 FAKE_WRAPPER = """#!/bin/sh

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.cron_fixtures import install_fake_crontab
-from toolchain import crontab
-from toolchain.errors import CronError
+from toolchain.core import settings
+from toolchain.core.errors import CronError
+from toolchain.running import crontab
 
 ENV = {"PLUGINS_CURRENT_PLUGIN_DIR": "/opt/p/hello", "PLUGINS_CURRENT_PLUGIN_NAME": "hello"}
 TEXT = """# a comment
@@ -105,7 +106,7 @@ def test_user_crontab_gets_blocks_and_keeps_foreign_lines(
     table.write_text("# mine\n0 0 * * * /usr/bin/backup\n")
     block = crontab.plugin_block(home, "a", [crontab.Job("@hourly", "x")], Path("/pc"), 5)
     crontab.write_runtime_crontab(home, {"a": block})
-    assert crontab.should_install()
+    assert settings.install_crontab()
     assert crontab.install_user_crontab(home)
     assert table.read_text().splitlines() == ["# mine", "0 0 * * * /usr/bin/backup", *block]
     assert not crontab.install_user_crontab(home)  # unchanged: not rewritten
@@ -127,9 +128,9 @@ def test_user_crontab_created_when_the_user_has_none(
 
 
 def test_timeout_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert crontab.timeout() == crontab.DEFAULT_TIMEOUT
+    assert settings.cron_timeout(CronError) == settings.DEFAULT_CRON_TIMEOUT
     monkeypatch.setenv("PLUGIN_CRON_TIMEOUT", "30")
-    assert crontab.timeout() == 30
+    assert settings.cron_timeout(CronError) == 30
     monkeypatch.setenv("PLUGIN_CRON_TIMEOUT", "soon")
     with pytest.raises(CronError, match="PLUGIN_CRON_TIMEOUT"):
-        crontab.timeout()
+        settings.cron_timeout(CronError)

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from tests.daemon_fixtures import FAKE_WRAPPER, SERVICE, limits_of, running_pids, wait_for
-from toolchain import config, daemons, max_age, programs, supervisor
-from toolchain.errors import ConfigError
+from toolchain.config import schema
+from toolchain.core.errors import ConfigError
+from toolchain.running import daemons, max_age, programs, supervisor
 
 
 def test_defaults_and_values_are_parsed() -> None:
@@ -52,7 +53,7 @@ def test_bad_daemon_values_name_section_and_key(key: str, value: str, message: s
         "extra_daemon_x": {"_cmd_and_args": "run", key: value},
     }
     with pytest.raises(ConfigError, match=rf"config.ini: {message}"):
-        config.validate(raw, "config.ini")
+        schema.validate(raw, "config.ini")
 
 
 def test_missing_command_is_named() -> None:
@@ -60,7 +61,7 @@ def test_missing_command_is_named() -> None:
     with pytest.raises(
         ConfigError, match=r"\[extra_daemon_x\] missing required key '_cmd_and_args'"
     ):
-        config.validate(raw, "config.ini")
+        schema.validate(raw, "config.ini")
     with pytest.raises(ConfigError, match=r"plugin p: \[extra_daemon_x\] missing required key"):
         daemons.daemons_of("p", raw)
 
@@ -220,7 +221,7 @@ def _read(path: Path) -> str:
 
 
 def test_autorestart_matcher(tmp_path: Path) -> None:
-    from toolchain.autorestart import Matcher
+    from toolchain.running.autorestart import Matcher
 
     (tmp_path / ".autorestart_includes").write_text("*.py\nconf/\n!conf/*.bak\n")
     (tmp_path / ".autorestart_excludes").write_text("tests/\n")
@@ -275,8 +276,8 @@ def test_bad_daemon_section_fails_the_release(
     tmp_path: Path, old: str, new: str, message: str
 ) -> None:
     from tests.plugin_dirs import render_default
-    from toolchain import release
-    from toolchain.layout import PluginDir
+    from toolchain.build import release
+    from toolchain.core.layout import PluginDir
 
     root = render_default(tmp_path, "svc", template_name="daemon")
     ini = root / "config.ini"

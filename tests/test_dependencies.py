@@ -11,7 +11,7 @@ import pytest
 
 from tests.plugin_factory import build_plugin, config_ini
 from toolchain.cli.plugins import install_main, list_main, uninstall_main
-from toolchain.layout import Runtime
+from toolchain.core.layout import Runtime
 
 
 def plugin(directory: Path, name: str, version: str, *requires: str, **options: Any) -> Path:

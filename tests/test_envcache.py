@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import envcache, plugin_env
-from toolchain.layout import Runtime, module_name, runtime_home
+from toolchain.core import settings
+from toolchain.core.layout import Runtime, runtime_home
+from toolchain.runtime import envcache, plugin_env
 
 CONFIG = """\
 [general]
@@ -33,17 +34,23 @@ def rt(tmp_path: Path) -> Runtime:
     return runtime
 
 
-def test_paths_and_names_agree_with_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert envcache.runtime_home() == str(runtime_home())
+def test_runtime_home_and_module_name_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
-    for value in ("rel/./home", "/abs//home/", "~/x"):
+    home = Path("~").expanduser()
+    for value, expected in (
+        ("rel/./home", tmp_path / "rel" / "home"),
+        ("/abs//home/", Path("/abs/home")),
+        ("~/x", home / "x"),
+    ):
         monkeypatch.setenv("PLUGIN_RUNTIME_HOME", value)
-        assert envcache.runtime_home() == str(runtime_home())
+        assert settings.runtime_home() == str(runtime_home()) == str(expected)
     monkeypatch.delenv("PLUGIN_RUNTIME_HOME")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    assert envcache.runtime_home() == str(runtime_home())
+    assert str(runtime_home()) == str(tmp_path / "data" / "plugin-runtime")
     monkeypatch.setenv("PLUGIN_MODULE", "mfdata")
-    assert envcache.module_name() == module_name()
+    assert settings.module_name() == "mfdata"
 
 
 def test_fast_env_equals_the_computed_one(rt: Runtime) -> None:
@@ -88,7 +95,8 @@ def test_wrapper_fast_path_imports_nothing_but_os(rt: Runtime) -> None:
         from toolchain.cli import wrapper
         def show(file, args, env):
             heavy = ["argparse", "json", "pathlib", "typing", "dataclasses", "re",
-                     "toolchain.layout", "toolchain.plugin_env", "toolchain.config"]
+                     "toolchain.core.layout", "toolchain.runtime.plugin_env",
+                     "toolchain.config.layers"]
             print(sorted(m for m in heavy if m in sys.modules))
             print(env["PLUGINS_CURRENT_PLUGIN_CUSTOM_GREETING"])
             sys.exit(0)

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from tests.plugin_factory import build_plugin
+from toolchain.artifact.extract import extract
 from toolchain.cli.plugins import check_main, install_main, list_main
-from toolchain.errors import ArtifactError
-from toolchain.extract import extract
-from toolchain.layout import MANIFEST
+from toolchain.core.errors import ArtifactError
+from toolchain.core.layout import MANIFEST
 
 TOP = "hello"
 Members = list[tuple[tarfile.TarInfo, bytes | None]]

@@ -9,10 +9,10 @@ import pytest
 
 from tests.plugin_dirs import render_default, set_requirements
 from tests.wheels import make_wheel
-from toolchain import freeze
+from toolchain.build import freeze
 from toolchain.cli.build import main as build_main
-from toolchain.errors import FreezeError
-from toolchain.layout import PluginDir
+from toolchain.core.errors import FreezeError
+from toolchain.core.layout import PluginDir
 
 
 @pytest.fixture

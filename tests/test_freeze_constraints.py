@@ -9,11 +9,11 @@ import pytest
 
 from tests.plugin_dirs import render_default, set_requirements
 from tests.plugin_factory import write_tree
-from toolchain import constraints, freeze
+from toolchain.build import constraints, freeze
 from toolchain.cli.build import main as build_main
 from toolchain.cli.plugins import install_main
-from toolchain.errors import FreezeError
-from toolchain.layout import REQ_OUT, PluginDir, Runtime
+from toolchain.core.errors import FreezeError
+from toolchain.core.layout import REQ_OUT, PluginDir, Runtime
 
 FAKE_HASH = "sha256:" + "0" * 64
 

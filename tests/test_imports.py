@@ -27,10 +27,12 @@ def test_module_imports_in_a_fresh_interpreter(module: str) -> None:
 def test_operator_commands_import_nothing_of_the_build_side() -> None:
     code = (
         "import sys\n"
-        "import toolchain.cli.plugins, toolchain.cli.wrapper, toolchain.install\n"
-        "import toolchain.rollback, toolchain.provision, toolchain.inspection\n"
-        "build = ('cookiecutter', 'piptools', 'pathspec', 'toolchain.template',\n"
-        "         'toolchain.freeze', 'toolchain.release', 'toolchain.releaseignore')\n"
+        "import toolchain.cli.plugins, toolchain.cli.wrapper, toolchain.installer.install\n"
+        "import toolchain.installer.rollback, toolchain.installer.provision\n"
+        "import toolchain.installer.inspection\n"
+        "build = ('cookiecutter', 'piptools', 'pathspec', 'toolchain.build.template',\n"
+        "         'toolchain.build.freeze', 'toolchain.build.release',\n"
+        "         'toolchain.build.releaseignore', 'toolchain.artifact.pack')\n"
         "print(sorted(m for m in build if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

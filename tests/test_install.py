@@ -12,7 +12,6 @@ import pytest
 from filelock import FileLock
 
 from tests.plugin_factory import build_plugin, write_tree
-from toolchain import plugin_env
 from toolchain.cli.plugins import (
     check_main,
     info_main,
@@ -21,7 +20,8 @@ from toolchain.cli.plugins import (
     repackage_main,
     uninstall_main,
 )
-from toolchain.layout import Runtime
+from toolchain.core.layout import Runtime
+from toolchain.runtime import plugin_env
 
 
 @pytest.fixture

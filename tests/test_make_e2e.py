@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.plugin_dirs import render_default, set_requirements, tool_env
-from toolchain import artifact
+from toolchain.artifact import spec
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +38,7 @@ def test_make_release_of_the_default_template(tmp_path: Path, wheels: Path) -> N
     assert "Nothing to be done" in make(root)
 
     out = make(root, "release")
-    plugin_file = root / f"hello-0.1.0-1.{artifact.platform_tag()}.plugin"
+    plugin_file = root / f"hello-0.1.0-1.{spec.platform_tag()}.plugin"
     assert f"released: {plugin_file}" in out
     with tarfile.open(plugin_file) as tar:
         names = tar.getnames()

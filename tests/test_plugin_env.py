@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.plugin_factory import write_tree
-from toolchain import plugin_env
 from toolchain.cli.wrapper import plugin_env_main, plugin_wrapper_main
-from toolchain.layout import Runtime
+from toolchain.core.layout import Runtime
+from toolchain.runtime import plugin_env
 
 BIN = Path(sys.executable).parent
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -184,13 +184,13 @@ def test_wrapper_with_a_warm_cache_imports_nothing_heavy(rt: Runtime, web: Path)
         """
         import sys
         from toolchain.cli import wrapper
-        from toolchain.layout import Runtime
-        from toolchain.plugin_env import variables
+        from toolchain.core.layout import Runtime
+        from toolchain.runtime.plugin_env import variables
         rt = Runtime.current()
         env = variables(rt, "web", rt.plugin("web"))
         assert env["PLUGINS_CURRENT_PLUGIN_CUSTOM_HOME_DIR"] == "/srv/web"
         heavy = ["configparser", "jinja2", "packaging", "filelock", "virtualenv",
-                 "toolchain.config", "toolchain.install", "subprocess"]
+                 "toolchain.config.layers", "toolchain.installer.install", "subprocess"]
         print(sorted(m for m in heavy if m in sys.modules))
         """
     )
@@ -205,10 +205,12 @@ def test_operator_side_imports_no_build_side_library() -> None:
     code = textwrap.dedent(
         """
         import sys
-        import toolchain.cli.plugins, toolchain.cli.wrapper, toolchain.install
-        import toolchain.inspection, toolchain.extract, toolchain.runtime, toolchain.swap
-        banned = ["cookiecutter", "piptools", "pathspec", "toolchain.release",
-                  "toolchain.freeze", "toolchain.template", "toolchain.releaseignore"]
+        import toolchain.cli.plugins, toolchain.cli.wrapper, toolchain.installer.install
+        import toolchain.installer.inspection, toolchain.artifact.extract
+        import toolchain.installer.lock, toolchain.installer.journal
+        banned = ["cookiecutter", "piptools", "pathspec", "toolchain.build.release",
+                  "toolchain.build.freeze", "toolchain.build.template",
+                  "toolchain.build.releaseignore"]
         print(sorted(m for m in banned if m in sys.modules))
         """
     )

@@ -9,10 +9,11 @@ import pytest
 
 from tests.plugin_factory import build_plugin, write_tree
 from tests.test_dependencies import plugin, snapshot, versions
-from toolchain import plugin_env, repository
-from toolchain.artifact import artifact_name
+from toolchain.artifact.spec import artifact_name
 from toolchain.cli.plugins import install_main, provision_main
-from toolchain.layout import Runtime
+from toolchain.core.layout import Runtime
+from toolchain.installer import repository
+from toolchain.runtime import plugin_env
 
 
 def provision(capsys: pytest.CaptureFixture[str], *argv: str) -> list[str]:

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.plugin_dirs import render_default, set_requirements
-from toolchain import artifact, freeze, release
+from toolchain.artifact import read, spec
+from toolchain.build import freeze, release, wheelhouse
 from toolchain.cli.build import main as build_main
-from toolchain.errors import ReleaseError
-from toolchain.layout import PluginDir
+from toolchain.core.errors import ReleaseError
+from toolchain.core.layout import PluginDir
 
 GOLDEN = [
     "hello/",
@@ -66,10 +67,10 @@ def _names(path: Path) -> list[str]:
 
 def test_golden_file_set_metadata_and_manifest(plugin: PluginDir, tmp_path: Path) -> None:
     out = release.release(plugin)
-    assert out.name == f"hello-0.1.0-1.{artifact.platform_tag()}.plugin"
+    assert out.name == f"hello-0.1.0-1.{spec.platform_tag()}.plugin"
     assert out.parent == plugin.root
     assert _names(out) == GOLDEN
-    top, meta, manifest = artifact.read_head(out)
+    top, meta, manifest = read.read_head(out)
     assert top == "hello"
     assert {k: meta[k] for k in ("name", "version", "release", "requires", "format_version")} == {
         "name": "hello",
@@ -78,8 +79,8 @@ def test_golden_file_set_metadata_and_manifest(plugin: PluginDir, tmp_path: Path
         "requires": [],
         "format_version": 1,
     }
-    assert meta["python_tag"] == artifact.python_tag()
-    assert meta["platform"] == artifact.platform_tag()
+    assert meta["python_tag"] == spec.python_tag()
+    assert meta["platform"] == spec.platform_tag()
     for key in ("summary", "license", "url", "maintainer", "vendor", "build_host", "build_date"):
         assert meta[key]
     # The manifest lists every file with its real size, mode and sha256.
@@ -116,21 +117,21 @@ def test_rebuild_is_byte_identical(
         assert {(m.mtime, m.uid, m.gid, m.uname) for m in tar.getmembers()} == {
             (1700000000, 0, 0, "")
         }
-    assert artifact.read_head(first)[1]["build_date"] == "2023-11-14T22:13:20Z"
+    assert read.read_head(first)[1]["build_date"] == "2023-11-14T22:13:20Z"
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000001")
     third = release.release(plugin, tmp_path / "three.plugin")
     assert third.read_bytes() != first.read_bytes()
 
 
 def test_wheelhouse_is_reused_until_pins_change(plugin: PluginDir, wheels: Path) -> None:
-    house = release.build_wheelhouse(plugin)
+    house = wheelhouse.build_wheelhouse(plugin)
     stamp = (house / ".stamp").read_text()
     (house / "marker").write_text("kept")
-    release.build_wheelhouse(plugin)
+    wheelhouse.build_wheelhouse(plugin)
     assert (house / "marker").exists()
     set_requirements(plugin.root, wheels, "gamma")
     freeze.freeze(plugin)
-    release.build_wheelhouse(plugin)
+    wheelhouse.build_wheelhouse(plugin)
     assert not (house / "marker").exists()
     assert (house / ".stamp").read_text() != stamp
     assert sorted(p.name for p in house.glob("*.whl")) == ["gamma-1.0-py3-none-any.whl"]
@@ -164,10 +165,14 @@ def test_wheelhouse_check_names_missing_and_unpinned(tmp_path: Path, wheels: Pat
     )
     pin = freeze.Pin("alpha", "2.0", frozenset({"sha256:00"}))
     with pytest.raises(ReleaseError, match=r"gamma-1\.0-py3-none-any\.whl: not pinned"):
-        release.check_wheelhouse(house, [pin], tmp_path / "r.txt", built=set(), from_source=False)
+        wheelhouse.check_wheelhouse(
+            house, [pin], tmp_path / "r.txt", built=set(), from_source=False
+        )
     (house / "gamma-1.0-py3-none-any.whl").unlink()
     with pytest.raises(ReleaseError, match="no wheel for alpha"):
-        release.check_wheelhouse(house, [pin], tmp_path / "r.txt", built=set(), from_source=False)
+        wheelhouse.check_wheelhouse(
+            house, [pin], tmp_path / "r.txt", built=set(), from_source=False
+        )
 
 
 @pytest.mark.parametrize(

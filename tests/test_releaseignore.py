@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from toolchain.releaseignore import select
+from toolchain.build.releaseignore import select
 
 
 def _tree(root: Path, *paths: str) -> None:

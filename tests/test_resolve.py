@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.errors import ResolutionError
-from toolchain.resolve import INSTALL, REPLACE, UPGRADE, Candidate, resolve
+from toolchain.core.errors import ResolutionError
+from toolchain.installer.resolve import ActionKind, Candidate, resolve
+
+INSTALL, UPGRADE, REPLACE = ActionKind.INSTALL, ActionKind.UPGRADE, ActionKind.REPLACE
 
 
 def c(name: str, version: str, *requires: str, release: str = "1") -> Candidate:

@@ -12,10 +12,12 @@ import pytest
 
 from tests.plugin_factory import build_plugin
 from tests.test_dependencies import plugin, snapshot, versions
-from toolchain import archive, plugin_env, swap
 from toolchain.cli.plugins import check_main, install_main, rollback_main
-from toolchain.errors import ToolchainError
-from toolchain.layout import Runtime
+from toolchain.core import settings
+from toolchain.core.errors import ToolchainError
+from toolchain.core.layout import Runtime
+from toolchain.installer import archive, journal
+from toolchain.runtime import plugin_env
 
 
 def alpha_of(rt: Runtime, name: str) -> str:
@@ -82,7 +84,7 @@ def test_rollback_fails_cleanly_and_respects_requirers(
         raise ToolchainError("disk full")
 
     with monkeypatch.context() as patch:
-        patch.setattr(swap, "commit", broken)
+        patch.setattr(journal, "commit", broken)
         assert rollback_main(["--force", "core"]) == 1
     assert "disk full" in capsys.readouterr().err
     assert snapshot(rt) == before
@@ -91,13 +93,13 @@ def test_rollback_fails_cleanly_and_respects_requirers(
 
 
 def test_archive_keep_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert archive.keep() == archive.DEFAULT_KEEP
+    assert settings.archive_keep() == settings.DEFAULT_ARCHIVE_KEEP
     monkeypatch.setenv("PLUGIN_ARCHIVE_KEEP", "0")
-    assert archive.keep() == 0
+    assert settings.archive_keep() == 0
     for bad in ("x", "-1"):
         monkeypatch.setenv("PLUGIN_ARCHIVE_KEEP", bad)
         with pytest.raises(ToolchainError, match="PLUGIN_ARCHIVE_KEEP"):
-            archive.keep()
+            settings.archive_keep()
 
 
 def test_console_scripts_exist() -> None:
@@ -116,7 +118,7 @@ def test_sigkill_around_archiving_keeps_the_previous_version(
     new = build_plugin(tmp_path, "hello", "2.0")
     proc = subprocess.run(
         [str(Path(sys.executable).parent / "plugins.install"), "--upgrade", str(new)],
-        env={**os.environ, swap.FAILPOINT_ENV: point},
+        env={**os.environ, settings.FAILPOINT: point},
         capture_output=True,
         start_new_session=True,
         timeout=120,

@@ -12,10 +12,11 @@ import pytest
 from tests.cron_fixtures import install_fake_crontab
 from tests.daemon_fixtures import limits_of, running_pids, wait_for
 from tests.plugin_dirs import render_default, tool_env
-from toolchain import crontab, freeze, release, services, supervisor
+from toolchain.build import freeze, release
 from toolchain.cli.plugins import install_main, uninstall_main
 from toolchain.cli.services import reload_main
-from toolchain.layout import PluginDir
+from toolchain.core.layout import PluginDir
+from toolchain.running import crontab, services, supervisor
 
 pytestmark = pytest.mark.slow
 

@@ -13,29 +13,30 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from toolchain import listing, runtime
 from toolchain.cli.plugins import list_main
-from toolchain.errors import LockTimeout
-from toolchain.layout import Runtime
+from toolchain.core.errors import LockTimeout
+from toolchain.core.layout import Runtime
+from toolchain.installer import lock
+from toolchain.runtime import listing, registry
 
 
 @pytest.fixture
 def rt() -> Runtime:
-    return runtime.ensure(Runtime.current())
+    return registry.ensure(Runtime.current())
 
 
 def test_readers_share_the_lock_and_wait_for_a_writer(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rt.lock.touch()
-    with runtime.reading(rt), runtime.reading(rt):
+    with lock.reading(rt), lock.reading(rt):
         pass  # two readers at once
     monkeypatch.setenv("PLUGIN_LOCK_TIMEOUT", "0.2")
     with FileLock(str(rt.lock)):  # a writer, as `locked` takes it
         with pytest.raises(LockTimeout, match="still holds the runtime lock"):
-            with runtime.reading(rt):
+            with lock.reading(rt):
                 pass
-    with runtime.reading(rt) as got:
+    with lock.reading(rt) as got:
         assert got == rt
 
 
@@ -50,7 +51,7 @@ def test_a_reader_blocks_a_writer(rt: Runtime, tmp_path: Path) -> None:
             print("waited")
         """
     )
-    with runtime.reading(rt):
+    with lock.reading(rt):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout == "waited\n", out.stderr
 
@@ -65,13 +66,13 @@ def test_debris_of_an_interrupted_command_takes_the_recovering_lock(
         calls.append(runtime_)
         yield runtime_
 
-    monkeypatch.setattr(runtime, "locked", fake_locked)
+    monkeypatch.setattr(lock, "locked", fake_locked)
     rt.lock.touch()
-    with runtime.reading(rt):
+    with lock.reading(rt):
         pass
     assert calls == []
     (rt.plugins / ".staging-web-1234").mkdir()
-    with runtime.reading(rt):
+    with lock.reading(rt):
         pass
     assert calls == [rt]
 
@@ -91,7 +92,7 @@ def test_fast_listing_equals_the_full_one_or_steps_aside(rt: Runtime, tmp_path: 
     for name, version in (("web", "1.0"), ("alpha", "2.1"), ("b-2", "0.3")):
         _installed_entry(rt, name, version)
     (rt.plugins / "empty").mkdir()  # no config.ini: not a plugin
-    full = [e.as_dict() for e in runtime.installed(rt)]
+    full = [e.as_dict() for e in registry.installed(rt)]
     assert listing.rows() == full and [r["name"] for r in full] == ["alpha", "b-2", "web"]
 
     with FileLock(str(rt.lock)):  # a writer: the full path waits for it

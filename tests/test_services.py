@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.cron_fixtures import install_fake_crontab
-from toolchain import crontab, programs, services
-from toolchain.errors import CronError
+from toolchain.core.errors import CronError
+from toolchain.running import crontab, programs, services
 
 # Stands in for plugin_wrapper: a plugin env with the plugin's name, dir and one setting.
 FAKE_WRAPPER = """#!/bin/sh
@@ -122,8 +122,8 @@ def test_start_status_stop_commands(home: Path, capsys: pytest.CaptureFixture[st
     import sys
 
     from tests.daemon_fixtures import SERVICE, running_pids, wait_for
-    from toolchain import supervisor
     from toolchain.cli.services import start_main, status_main, stop_main
+    from toolchain.running import supervisor
 
     root = _plugin(
         home, "svc", extra=f"[extra_daemon_web]\n_cmd_and_args = {sys.executable} s.py\n"
@@ -154,7 +154,7 @@ def test_hooks_and_cron_wrapper_stay_light() -> None:
     import sys
 
     probe = (
-        "import sys, toolchain.services, toolchain.cli.services, toolchain.cli.cron;"
+        "import sys, toolchain.running.services, toolchain.cli.services, toolchain.cli.cron;"
         "heavy = ('pathspec', 'watchdog', 'supervisor', 'jinja2', 'cookiecutter', 'piptools');"
         "print(sorted(m for m in heavy if m in sys.modules))"
     )

@@ -1,4 +1,5 @@
-"""The fast tar stream writes the bytes `tarfile` would, and `scan`/`dumps_manifest` agree."""
+"""The fast tar stream writes the bytes `tarfile` would; `pack` stitches its spooled body
+behind the head into the archive a one-pass stream writes; `dumps_manifest` agrees with `dumps`."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import os
 import tarfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from toolchain import artifact, tarstream
-from toolchain.errors import ArtifactError
+from toolchain.artifact import manifest, pack, read, spec, tarstream
+from toolchain.core.errors import ArtifactError
 
 NAMES = [
     "top/",
@@ -82,31 +84,30 @@ def test_a_file_that_shrank_fails_the_archive(tmp_path: Path) -> None:
             tar.add_file("top/f", path, 100, 0o644, 0)
 
 
-def test_scan_hashes_and_manifest_json(tmp_path: Path) -> None:
-    (tmp_path / "d").mkdir()
-    (tmp_path / "d" / "x.sh").write_text("#!/bin/sh\n")
-    (tmp_path / "d" / "x.sh").chmod(0o700)
-    (tmp_path / 'caf\u00e9 "q".txt').write_bytes(os.urandom(3 << 20))
-    os.symlink("d/x.sh", tmp_path / "link")
-    rels = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
-    entries = {e.path: e for e in artifact.scan(tmp_path, rels)}
-    assert entries["d"].kind == "dir"
-    assert entries["link"].kind == "symlink" and entries["link"].target == "d/x.sh"
-    script = entries["d/x.sh"]
-    assert (script.kind, script.mode, script.size) == ("file", 0o755, 10)
-    for e in entries.values():
-        if e.kind == "file":
-            assert e.sha256 == artifact.sha256_file(tmp_path / e.path)
-    manifest = artifact.manifest_of(entries.values())
-    assert artifact.dumps_manifest(manifest) == artifact.dumps(manifest)
-    empty = artifact.manifest_of([])
-    assert artifact.dumps_manifest(empty) == artifact.dumps(empty)
+def test_pack_describes_members_and_manifest_json(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "x.sh").write_text("#!/bin/sh\n")
+    (src / "d" / "x.sh").chmod(0o700)
+    (src / 'caf\u00e9 "q".txt').write_bytes(os.urandom(3 << 20))
+    os.symlink("d/x.sh", src / "link")
+    rels = sorted(p.relative_to(src).as_posix() for p in src.rglob("*"))
+    doc = pack.pack(tmp_path / "a.plugin", "top", [(r, str(src / r)) for r in rels], {}, mtime=7)
+    assert "d" in doc["dirs"]
+    assert {"path": "link", "target": "d/x.sh"} in doc["symlinks"]
+    files = {f["path"]: f for f in doc["files"]}
+    assert (files["d/x.sh"]["mode"], files["d/x.sh"]["size"]) == ("755", 10)
+    for rel in ("d/x.sh", 'caf\u00e9 "q".txt'):
+        assert files[rel]["sha256"] == spec.sha256_file(src / rel)
+    assert manifest.dumps_manifest(doc) == spec.dumps(doc)
+    empty = manifest.manifest_of([])
+    assert manifest.dumps_manifest(empty) == spec.dumps(empty)
 
 
-def test_scan_refuses_a_fifo(tmp_path: Path) -> None:
+def test_pack_refuses_a_fifo(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "pipe")
     with pytest.raises(ArtifactError, match="not a regular file"):
-        artifact.scan(tmp_path, ["pipe"])
+        pack.pack(tmp_path / "a.plugin", "top", [("pipe", str(tmp_path / "pipe"))], {}, mtime=7)
 
 
 def test_crc32_combine_matches_zlib() -> None:
@@ -115,7 +116,28 @@ def test_crc32_combine_matches_zlib() -> None:
     assert tarstream.crc32_combine(zlib.crc32(a), zlib.crc32(b""), 0) == zlib.crc32(a)
 
 
-def test_pack_is_scan_then_write_in_one_read(tmp_path: Path) -> None:
+def _one_pass(out: Path, src: Path, rels: list[str], meta: dict[str, str], doc: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """The same archive written in one pass by the plain stream writer, as a reference."""
+    files = {f["path"]: f for f in doc["files"]}
+    size = sum(files[r]["size"] for r in rels if r in files)
+    with out.open("wb") as raw, tarstream.TarGzWriter(raw, pack.COMPRESSLEVEL) as tar:
+        tar.add_dir("top", 7)
+        tar.add_dir("top/.release", 7)
+        tar.add_bytes("top/.release/metadata.json", spec.dumps(dict(meta, size=size)), 0o644, 7)
+        tar.add_bytes("top/.release/manifest.json", manifest.dumps_manifest(doc), 0o644, 7)
+        for rel in sorted(rels):
+            path = src / rel
+            if path.is_symlink():
+                tar.add_symlink(f"top/{rel}", os.readlink(path), 7)
+            elif path.is_dir():
+                tar.add_dir(f"top/{rel}", 7)
+            else:
+                mode = int(files[rel]["mode"], 8)
+                tar.add_file(f"top/{rel}", path, files[rel]["size"], mode, 7)
+    return doc
+
+
+def test_pack_equals_the_one_pass_stream(tmp_path: Path) -> None:
     src = tmp_path / "src"
     (src / "bin").mkdir(parents=True)
     (src / "bin" / "run").write_text("#!/bin/sh\n")
@@ -126,15 +148,14 @@ def test_pack_is_scan_then_write_in_one_read(tmp_path: Path) -> None:
     os.symlink("bin/run", src / "link")
     rels = sorted(p.relative_to(src).as_posix() for p in src.rglob("*"))
     meta = {"name": "top"}
-    written = artifact.write(tmp_path / "a.plugin", "top", artifact.scan(src, rels), meta, mtime=7)
-    packed = artifact.pack(
+    packed = pack.pack(
         tmp_path / "b.plugin", "top", [(r, str(src / r)) for r in reversed(rels)], meta, mtime=7
     )
-    assert packed == written
+    written = _one_pass(tmp_path / "a.plugin", src, rels, meta, packed)
     a = gzip.decompress((tmp_path / "a.plugin").read_bytes())
     b = gzip.decompress((tmp_path / "b.plugin").read_bytes())  # checks the combined CRC
     assert a == b and len(b) % tarfile.RECORDSIZE == 0
-    assert artifact.read_head(tmp_path / "b.plugin")[2] == written
+    assert read.read_head(tmp_path / "b.plugin")[2] == written
     with tarfile.open(tmp_path / "b.plugin", mode="r|gz") as tar:  # one gzip member
         assert [m.name for m in tar][:4] == [
             "top",

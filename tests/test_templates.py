@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from toolchain import template
+from toolchain.build import template
 from toolchain.cli.bootstrap import main
 from toolchain.cli.build import main as build_main
-from toolchain.errors import TemplateError
+from toolchain.core.errors import TemplateError
 
 pytestmark = pytest.mark.slow  # each rendering runs the hooks in two python processes
 

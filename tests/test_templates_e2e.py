@@ -21,7 +21,8 @@ import pytest
 
 from tests.daemon_fixtures import wait_for
 from tests.plugin_dirs import tool_env
-from toolchain import artifact, template
+from toolchain.artifact import spec
+from toolchain.build import template
 
 pytestmark = pytest.mark.slow
 
@@ -163,7 +164,7 @@ def test_template_releases_installs_offline_and_runs(tmp_path: Path, name: str) 
                SOURCE_DATE_EPOCH=EPOCH)  # fmt: skip
     steps = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert [s["step"] for s in steps] == ["wheelhouse", "release"]
-    plugin_file = plugin / f"{NAME}-0.1.0-1.{artifact.platform_tag()}.plugin"
+    plugin_file = plugin / f"{NAME}-0.1.0-1.{spec.platform_tag()}.plugin"
     assert steps[-1] == {"step": "release", "status": "released", "path": str(plugin_file)}
 
     runtime = Path(os.environ["PLUGIN_RUNTIME_HOME"])

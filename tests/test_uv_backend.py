@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from tests.plugin_dirs import render_default, set_requirements
-from toolchain import freeze, uv, venv
-from toolchain.errors import ToolchainError
-from toolchain.layout import PluginDir
+from toolchain.build import freeze
+from toolchain.core.errors import ToolchainError
+from toolchain.core.layout import PluginDir
+from toolchain.localenv import backend, venv
 
 # uv's own bookkeeping, and files whose text names the installer or the launcher template.
 UV_ONLY = {".lock", "uv_cache.json"}
@@ -43,7 +44,7 @@ def _freeze_and_build(parent: Path, wheels: Path) -> tuple[list[freeze.Pin], dic
 def test_uv_gives_the_same_pins_and_installed_files(
     tmp_path: Path, wheels: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert uv.available(), "uv is a test dependency (the `test` extra)"
+    assert backend.uv_executable(), "uv is a test dependency (the `test` extra)"
     pip_pins, pip_files = _freeze_and_build(tmp_path / "pip", wheels)
     monkeypatch.setenv("PLUGIN_BACKEND", "uv")
     uv_pins, uv_files = _freeze_and_build(tmp_path / "uv", wheels)
@@ -64,10 +65,10 @@ def test_unknown_or_missing_backend_is_an_error(
 ) -> None:
     monkeypatch.setenv("PLUGIN_BACKEND", "conda")
     with pytest.raises(ToolchainError, match="PLUGIN_BACKEND='conda'"):
-        uv.use()
+        backend.current()
     monkeypatch.setenv("PLUGIN_BACKEND", "uv")
-    monkeypatch.setattr(uv, "executable", lambda: None)
+    monkeypatch.setattr(backend, "uv_executable", lambda: None)
     with pytest.raises(ToolchainError, match="uv is not installed"):
-        uv.use()
+        backend.current()
     monkeypatch.setenv("PLUGIN_BACKEND", "pip")
-    assert uv.use() is False
+    assert backend.current().name == "pip"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.plugin_dirs import render_default, set_requirements
-from toolchain import freeze
+from toolchain.build import freeze
 from toolchain.cli.build import main as build_main
-from toolchain.layout import ALLOW_BINARY, VENV_STAMP, PluginDir
+from toolchain.core.layout import ALLOW_BINARY, VENV_STAMP, PluginDir
 
 
 def _versions(plugin: PluginDir) -> str:

@@ -10,13 +10,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from toolchain.cli import execute, parser
-from toolchain.errors import CommandError, ToolchainError, UsageError
-from toolchain.runner import run
+from toolchain.cli.command import execute, parser
+from toolchain.core.errors import CommandError, ToolchainError, UsageError
+from toolchain.core.runner import run
 
 
 def _list(args: argparse.Namespace) -> int:
-    from toolchain import template
+    from toolchain.build import template
 
     templates = template.available()
     if args.json:
@@ -44,7 +44,8 @@ def _console_script(name: str) -> str:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from toolchain import names, template
+    from toolchain.build import template
+    from toolchain.core import names
 
     names.check_name(args.name)  # before anything is written
     chosen = template.find(args.template)

@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from toolchain.cli import execute, parser
-from toolchain.errors import UsageError, VenvError
-from toolchain.layout import ALLOW_BINARY, CONFIG_INI, VENV_STAMP, PluginDir
+from toolchain.cli.command import execute, parser
+from toolchain.core.errors import UsageError, VenvError
+from toolchain.core.layout import ALLOW_BINARY, CONFIG_INI, VENV_STAMP, PluginDir
 
 TESTS = "tests"
 
@@ -34,8 +34,8 @@ def _plugin(args: argparse.Namespace) -> PluginDir:
 
 
 def _freeze(args: argparse.Namespace) -> int:
-    from toolchain import constraints
-    from toolchain.layout import Runtime
+    from toolchain.build import constraints
+    from toolchain.core.layout import Runtime
 
     plugin = _plugin(args)
     changed = constraints.freeze_with_plugins(plugin, Runtime.current(), force=args.force)
@@ -44,7 +44,7 @@ def _freeze(args: argparse.Namespace) -> int:
 
 
 def _venv(args: argparse.Namespace) -> int:
-    from toolchain import venv
+    from toolchain.localenv import venv
 
     plugin = _plugin(args)
     stamp = plugin.root / VENV_STAMP
@@ -61,14 +61,14 @@ def _venv(args: argparse.Namespace) -> int:
 
 
 def _wheelhouse(args: argparse.Namespace) -> int:
-    from toolchain import release
+    from toolchain.build import wheelhouse
 
-    _emit(args, "wheelhouse", release.build_wheelhouse(_plugin(args)))
+    _emit(args, "wheelhouse", wheelhouse.build_wheelhouse(_plugin(args)))
     return 0
 
 
 def _release(args: argparse.Namespace) -> int:
-    from toolchain import release
+    from toolchain.build import release
 
     output = Path(args.output).absolute() if args.output else None
     _emit(args, "released", release.release(_plugin(args), output))
@@ -76,7 +76,7 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _node(args: argparse.Namespace) -> int:
-    from toolchain import node
+    from toolchain.localenv import node
 
     plugin = _plugin(args)
     if not node.wanted(plugin.root):
@@ -86,10 +86,11 @@ def _node(args: argparse.Namespace) -> int:
 
 
 def _test(args: argparse.Namespace) -> int:
-    from toolchain import config, plugin_env
-    from toolchain.layout import Runtime
-    from toolchain.runner import run
-    from toolchain.venv import venv_python
+    from toolchain.config import layers
+    from toolchain.core.layout import Runtime
+    from toolchain.core.runner import run
+    from toolchain.localenv.backend import venv_python
+    from toolchain.runtime import plugin_env
 
     plugin = _plugin(args)
     if not (plugin.root / TESTS).is_dir():
@@ -98,7 +99,7 @@ def _test(args: argparse.Namespace) -> int:
     python = venv_python(plugin.venv)
     if not python.exists():
         raise VenvError(f"{plugin.venv}: no virtualenv; run `make` first")
-    name = config.load(plugin.config).name
+    name = layers.load(plugin.config).name
     env = plugin_env.variables(Runtime.current(), name, plugin.root)
     out = run(
         [python, "-m", "unittest", "discover", "-s", TESTS],

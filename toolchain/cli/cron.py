@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from toolchain.cli import execute, parser
-from toolchain.errors import UsageError
+from toolchain.cli.command import execute, parser
+from toolchain.core.errors import UsageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,9 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace, command: list[str]) -> int:
-    from toolchain.cron_job import run_job
-    from toolchain.layout import runtime_home
-    from toolchain.scripts import console_script
+    from toolchain.core.layout import runtime_home
+    from toolchain.core.scripts import console_script
+    from toolchain.running.cron_job import run_job
 
     if not command:
         raise UsageError("no command given: use plugin_cron NAME -- CMD [ARGS...]")

@@ -7,8 +7,8 @@ import json
 import os
 import sys
 
-from toolchain.cli import EXIT_FAILURE, error, execute, parser
-from toolchain.errors import UsageError
+from toolchain.cli.command import EXIT_FAILURE, error, execute, parser
+from toolchain.core.errors import UsageError
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def install_main(argv: Sequence[str] | None = None) -> int:
     )
 
     def body(args: argparse.Namespace) -> None:
-        from toolchain import install
+        from toolchain.installer import install
 
         _logging()
         if args.devlink is not None:
@@ -77,10 +77,11 @@ def install_main(argv: Sequence[str] | None = None) -> int:
             for action in actions:
                 print(f"would {action}")
             return
-        chosen = install.FORCE if args.force else install.UPGRADE if args.upgrade else None
+        strategy = install.Strategy
+        chosen = strategy.FORCE if args.force else strategy.UPGRADE if args.upgrade else None
         changes = install.install(
             args.files,
-            strategy=chosen or install.DEFAULT,
+            strategy=chosen or strategy.DEFAULT,
             new_name=args.new_name,
             repository_dir=args.repository,
         )
@@ -100,7 +101,7 @@ def uninstall_main(argv: Sequence[str] | None = None) -> int:
     )
 
     def body(args: argparse.Namespace) -> None:
-        from toolchain import install
+        from toolchain.installer import install
 
         _logging()
         linked = install.uninstall(args.name, clean=args.clean, force=args.force)
@@ -131,7 +132,7 @@ def list_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `plugins.list`."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args in ([], ["--json"], ["--raw"]):
-        from toolchain.listing import rows  # the common case, without argparse or pathlib
+        from toolchain.runtime.listing import rows
 
         found = rows()
         if found is not None:
@@ -143,12 +144,13 @@ def list_main(argv: Sequence[str] | None = None) -> int:
     form.add_argument("--raw", action="store_true", help="tab-separated lines, no header")
 
     def body(args: argparse.Namespace) -> None:
-        from toolchain import runtime
-        from toolchain.layout import Runtime
+        from toolchain.core.layout import Runtime
+        from toolchain.installer import lock
+        from toolchain.runtime import registry
 
         _logging()
-        with runtime.reading(Runtime.current()) as rt:
-            rows = [entry.as_dict() for entry in runtime.installed(rt)]
+        with lock.reading(Runtime.current()) as rt:
+            rows = [entry.as_dict() for entry in registry.installed(rt)]
         _print_rows(rows, as_json=args.json, raw=args.raw)
 
     return execute(p, body, argv)
@@ -192,14 +194,14 @@ def info_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     def body(args: argparse.Namespace) -> None:
-        from toolchain import inspection, runtime
-        from toolchain.layout import Runtime
+        from toolchain.core.layout import Runtime
+        from toolchain.installer import inspection, lock
 
         _logging()
         if _is_file_argument(args.target):
             doc = inspection.file_info(Path(args.target))
         else:
-            with runtime.locked(Runtime.current()) as rt:
+            with lock.locked(Runtime.current()) as rt:
                 doc = inspection.installed_info(rt, args.target)
         if args.json:
             print(json.dumps(doc, indent=1))
@@ -219,11 +221,11 @@ def check_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("name", metavar="NAME")
 
     def body(args: argparse.Namespace) -> int:
-        from toolchain import inspection, runtime
-        from toolchain.layout import Runtime
+        from toolchain.core.layout import Runtime
+        from toolchain.installer import inspection, lock
 
         _logging()
-        with runtime.locked(Runtime.current()) as rt:
+        with lock.locked(Runtime.current()) as rt:
             report = inspection.check(rt, args.name)
         for label, paths in (
             ("modified", report.modified),
@@ -259,12 +261,12 @@ def repackage_main(argv: Sequence[str] | None = None) -> int:
     )
 
     def body(args: argparse.Namespace) -> None:
-        from toolchain import inspection, runtime
-        from toolchain.layout import Runtime
+        from toolchain.core.layout import Runtime
+        from toolchain.installer import inspection, lock
 
         _logging()
         output = (args.output or Path.cwd()).absolute()
-        with runtime.locked(Runtime.current()) as rt:
+        with lock.locked(Runtime.current()) as rt:
             out = inspection.repackage(rt, args.name, output)
         print(out)
 
@@ -284,7 +286,7 @@ def rollback_main(argv: Sequence[str] | None = None) -> int:
     )
 
     def body(args: argparse.Namespace) -> None:
-        from toolchain import rollback
+        from toolchain.installer import rollback
 
         _logging()
         change = rollback.rollback(args.name, force=args.force)
@@ -307,7 +309,7 @@ def provision_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="print the decisions, change nothing")
 
     def body(args: argparse.Namespace) -> None:
-        from toolchain import provision
+        from toolchain.installer import provision
 
         _logging()
         decisions = provision.provision(args.directory, dry_run=args.dry_run)

@@ -6,25 +6,26 @@ import argparse
 import json
 from collections.abc import Sequence
 
-from toolchain.cli import execute, parser
-from toolchain.errors import ProcessManagerError
+from toolchain.cli.command import execute, parser
+from toolchain.core.errors import ProcessManagerError
 
 
 def _start(args: argparse.Namespace) -> int:
-    from toolchain import runtime, services
-    from toolchain.layout import Runtime
+    from toolchain.core.layout import Runtime
+    from toolchain.installer import lock
+    from toolchain.running import services
 
     rt = Runtime.current()
     home = rt.home
-    with runtime.locked(rt):  # no install or uninstall changes the programs meanwhile
+    with lock.locked(rt):  # no install or uninstall changes the programs meanwhile
         started = services.start(home)
     print(f"{'started' if started else 'already running, configuration applied'}: {home}")
     return 0
 
 
 def _stop(args: argparse.Namespace) -> int:
-    from toolchain import services
-    from toolchain.layout import runtime_home
+    from toolchain.core.layout import runtime_home
+    from toolchain.running import services
 
     home = runtime_home()
     print(f"{'stopped' if services.stop(home) else 'not running'}: {home}")
@@ -32,8 +33,8 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from toolchain import supervisor
-    from toolchain.layout import runtime_home
+    from toolchain.core.layout import runtime_home
+    from toolchain.running import supervisor
 
     home = runtime_home()
     if not supervisor.is_running(home):
@@ -52,12 +53,13 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _reload(args: argparse.Namespace) -> int:
-    from toolchain import runtime, services
-    from toolchain.layout import Runtime
+    from toolchain.core.layout import Runtime
+    from toolchain.installer import lock
+    from toolchain.running import services
 
     rt = Runtime.current()
     home = rt.home
-    with runtime.locked(rt):
+    with lock.locked(rt):
         services.reload(home)
     print(f"reloaded: {home}")
     return 0

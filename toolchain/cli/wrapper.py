@@ -16,11 +16,11 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
-    from toolchain.layout import Runtime
+    from toolchain.core.layout import Runtime
 
 
 def _exec(command: list[str], env: dict[str, str]) -> None:
-    from toolchain.errors import ToolchainError
+    from toolchain.core.errors import ToolchainError
 
     try:
         os.execvpe(command[0], command, env)
@@ -29,8 +29,8 @@ def _exec(command: list[str], env: dict[str, str]) -> None:
 
 
 def _installed_dir(name: str) -> tuple[Runtime, Path]:
-    from toolchain.errors import NotInstalled
-    from toolchain.layout import CONFIG_INI, Runtime
+    from toolchain.core.errors import NotInstalled
+    from toolchain.core.layout import CONFIG_INI, Runtime
 
     rt = Runtime.current()
     plugin_dir = rt.plugin(name)
@@ -47,7 +47,7 @@ def plugin_wrapper_main(argv: Sequence[str] | None = None) -> int:
     if len(own) == 1 and not own[0].startswith("-") and command:
         # Fast path for cron: `NAME -- CMD` with a warm env cache execs without argparse,
         # pathlib or the configuration code; anything else takes the full path below.
-        from toolchain.envcache import cached_variables
+        from toolchain.runtime.envcache import cached_variables
 
         env = cached_variables(own[0])
         if env is not None:
@@ -55,15 +55,15 @@ def plugin_wrapper_main(argv: Sequence[str] | None = None) -> int:
                 os.execvpe(command[0], command, env)
             except OSError:
                 pass  # reported by the full path
-    from toolchain.cli import execute, parser
-    from toolchain.errors import UsageError
+    from toolchain.cli.command import execute, parser
+    from toolchain.core.errors import UsageError
 
     p = parser("plugin_wrapper", "Run one command in a plugin's env; its exit code is returned.")
     p.add_argument("name", metavar="NAME", help="the installed plugin")
     p.usage = "plugin_wrapper [-h] [-v] NAME -- CMD [ARGS...]"
 
     def body(parsed: argparse.Namespace) -> None:
-        from toolchain.plugin_env import variables
+        from toolchain.runtime.plugin_env import variables
 
         if not command:
             raise UsageError("no command given: use plugin_wrapper NAME -- CMD [ARGS...]")
@@ -75,8 +75,8 @@ def plugin_wrapper_main(argv: Sequence[str] | None = None) -> int:
 
 def plugin_env_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `plugin_env [NAME]`: an interactive shell in the plugin env."""
-    from toolchain.cli import execute, parser
-    from toolchain.errors import UsageError
+    from toolchain.cli.command import execute, parser
+    from toolchain.core.errors import UsageError
 
     p = parser(
         "plugin_env",
@@ -86,7 +86,7 @@ def plugin_env_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("name", nargs="?", metavar="NAME")
 
     def body(args: argparse.Namespace) -> None:
-        from toolchain.plugin_env import find_plugin_dir, variables
+        from toolchain.runtime.plugin_env import find_plugin_dir, variables
 
         if args.name:
             rt, plugin_dir = _installed_dir(args.name)
@@ -94,8 +94,8 @@ def plugin_env_main(argv: Sequence[str] | None = None) -> int:
         else:
             from pathlib import Path
 
-            from toolchain.config import load
-            from toolchain.layout import CONFIG_INI, Runtime
+            from toolchain.config.layers import load
+            from toolchain.core.layout import CONFIG_INI, Runtime
 
             found = find_plugin_dir(Path.cwd())
             if found is None:

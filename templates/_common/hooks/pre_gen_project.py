@@ -6,8 +6,8 @@ import sys
 
 from packaging.version import InvalidVersion, Version
 
-from toolchain.errors import InvalidName
-from toolchain.names import check_name
+from toolchain.core.errors import InvalidName
+from toolchain.core.names import check_name
 
 ANSWERS = json.loads(r"""{{ cookiecutter | jsonify }}""")
 NUMBERS = {"port": (1, 65535), "workers": (1, 256)}

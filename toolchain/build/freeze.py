@@ -1,0 +1,144 @@
+"""Freezing: `requirements-to-freeze.txt` -> `requirements3.txt` (pins with hashes).
+
+pip-tools resolves, run as a subprocess. The input's sha256 is written into the output's
+header, so a committed `requirements3.txt` stays frozen on a fresh clone (mtimes lie) and
+is re-resolved only when the input's content changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolchain.core.errors import CommandError, FreezeError
+from toolchain.core.layout import PluginDir
+from toolchain.localenv import backend
+
+_STAMP = re.compile(r"^# input-sha256: ([0-9a-f]{64})$", re.MULTILINE)
+HEADER = (
+    "# Frozen from requirements-to-freeze.txt by `make` (plugin-build freeze); do not edit.\n"
+    "# input-sha256: {digest}\n"
+)
+
+
+def input_digest(plugin: PluginDir, constraints: Sequence[Path] = ()) -> str:
+    """sha256 of what the frozen file depends on: the input and any constraint files."""
+    digest = hashlib.sha256(plugin.req_in.read_bytes())
+    for path in constraints:
+        digest.update(b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def is_fresh(plugin: PluginDir, constraints: Sequence[Path] = ()) -> bool:
+    """Whether `requirements3.txt` was frozen from the current input."""
+    if not plugin.req_out.is_file():
+        return False
+    match = _STAMP.search(plugin.req_out.read_text(encoding="utf-8"))
+    return match is not None and match.group(1) == input_digest(plugin, constraints)
+
+
+_CARRIED = (
+    "--index-url",
+    "-i",
+    "--extra-index-url",
+    "--find-links",
+    "-f",
+    "--no-index",
+    "--trusted-host",
+)
+
+
+def _input_options(text: str) -> list[str]:
+    """The input's own index options, carried verbatim into the output (not pip's config)."""
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line.split("=", 1)[0].split(" ", 1)[0] in _CARRIED]
+
+
+def _compile(source: Path, output: Path, constraints: Sequence[Path]) -> None:
+    """Resolve `source` into `output` (in the same directory) with hashes."""
+    backend.current().compile(source, output, constraints)
+
+
+def freeze(plugin: PluginDir, *, force: bool = False, constraints: Sequence[Path] = ()) -> bool:
+    """Freeze the plugin's requirements if the input changed; return whether it resolved."""
+    if not plugin.req_in.is_file():
+        raise FreezeError(f"{plugin.req_in}: missing; create it (it may be empty)")
+    if not force and is_fresh(plugin, constraints):
+        os.utime(plugin.req_out)  # tell make the output is up to date
+        return False
+    sources = plugin.req_in.parent
+    tmp = sources / f".{plugin.req_out.name}.tmp"
+    # Start from the current pins so that pip-tools keeps them where it can.
+    if plugin.req_out.is_file() and not force:
+        shutil.copyfile(plugin.req_out, tmp)
+    else:
+        tmp.unlink(missing_ok=True)
+    try:
+        _compile(plugin.req_in, tmp, constraints)
+        body = tmp.read_text(encoding="utf-8")
+        for path in constraints:  # `# via -c FILE` names the file, not where it was made
+            body = body.replace(str(path.absolute()), path.name)
+        extra = "".join(f"{opt}\n" for opt in _input_options(plugin.req_in.read_text("utf-8")))
+        digest = input_digest(plugin, constraints)
+        tmp.write_text(HEADER.format(digest=digest) + extra + body, encoding="utf-8")
+        os.replace(tmp, plugin.req_out)
+    except CommandError as exc:
+        raise FreezeError(f"{plugin.req_in}: cannot freeze: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
+
+
+def compile_pins(plugin: PluginDir, constraints: Sequence[Path] = ()) -> list[Pin]:
+    """Resolve the input afresh, without writing `requirements3.txt`; return the pins."""
+    tmp = plugin.req_in.parent / f".{plugin.req_out.name}.probe"
+    tmp.unlink(missing_ok=True)
+    try:
+        _compile(plugin.req_in, tmp, constraints)
+        return read_pins(tmp)
+    except CommandError as exc:
+        raise FreezeError(f"{plugin.req_in}: cannot freeze: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Pin:
+    """One `name==version` line of a frozen requirements file with its hashes."""
+
+    name: str
+    version: str
+    hashes: frozenset[str]
+
+
+def read_pins(path: Path) -> list[Pin]:
+    """Parse the pins of a frozen requirements file (`REQ_OUT`)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    text = path.read_text(encoding="utf-8").replace("\\\n", " ")
+    pins = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        spec, *rest = line.split(" --hash=")
+        try:
+            req = Requirement(spec.strip())
+        except InvalidRequirement:
+            raise FreezeError(f"{path}: line {lineno}: not a requirement: {spec!r}") from None
+        versions = [s.version for s in req.specifier if s.operator in ("==", "===")]
+        if len(versions) != 1:
+            raise FreezeError(
+                f"{path}: {req.name} is not pinned with ==; run `make superclean all`"
+            )
+        hashes = frozenset(h.strip() for h in rest)
+        if not hashes:
+            raise FreezeError(f"{path}: {req.name} has no --hash; run `make superclean all`")
+        pins.append(Pin(canonicalize_name(req.name), versions[0], hashes))
+    return pins

@@ -1,0 +1,67 @@
+"""`make release`: the self-contained `.plugin` file of a plugin directory."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from pathlib import Path
+
+from toolchain.artifact import pack, spec
+from toolchain.artifact.spec import FORMAT_VERSION
+from toolchain.build import releaseignore
+from toolchain.build.wheelhouse import build_wheelhouse
+from toolchain.config import layers, schema
+from toolchain.core import settings
+from toolchain.core.errors import ReleaseError
+from toolchain.core.layout import NPM_CACHE, WHEELHOUSE, PluginDir
+from toolchain.localenv import node
+
+
+def metadata(cfg: layers.PluginConfig, epoch: int) -> dict[str, object]:
+    """The metadata document of a release."""
+    general = cfg.general
+    requires = [f"{n}{s}" for n, s in schema.parse_requires(general.get("_requires", ""))]
+    return {
+        "name": cfg.name,
+        "version": cfg.version,
+        "release": cfg.release,
+        "summary": general.get("_summary", ""),
+        "license": general.get("_license", ""),
+        "url": general.get("_url", ""),
+        "maintainer": general.get("_maintainer", ""),
+        "vendor": general.get("_vendor", ""),
+        "requires": requires,
+        "build_host": socket.gethostname(),
+        "build_date": dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "python_tag": spec.python_tag(),
+        "platform": spec.platform_tag(),
+        "format_version": FORMAT_VERSION,
+    }
+
+
+def _tree(source: Path, prefix: str) -> list[tuple[str, str]]:
+    """`(path in the archive, source path)` of a directory and everything below it."""
+    members = [(prefix, os.fspath(source))]
+    for path in source.rglob("*"):
+        members.append((f"{prefix}/{path.relative_to(source).as_posix()}", os.fspath(path)))
+    return members
+
+
+def release(plugin: PluginDir, output: Path | None = None) -> Path:
+    """Build `NAME-VERSION-RELEASE.PLATFORM.plugin` in the plugin dir (or at `output`)."""
+    cfg = layers.load(plugin.config)
+    house = build_wheelhouse(plugin)
+    epoch = settings.source_date_epoch(ReleaseError)
+    out = output or plugin.root / spec.artifact_name(cfg.name, cfg.version, cfg.release)
+    root, wheel_dir = os.fspath(plugin.root), os.fspath(house)
+    members = [(rel, os.path.join(root, rel)) for rel in releaseignore.select(plugin.root)]
+    members += [
+        (f"{WHEELHOUSE}/{p.name}", os.path.join(wheel_dir, p.name)) for p in house.glob("*.whl")
+    ]
+    members.append((WHEELHOUSE, wheel_dir))
+    if node.wanted(plugin.root):
+        members += _tree(node.pack_cache(plugin.root, house / "npm-cache"), NPM_CACHE)
+    pack.pack(out, cfg.name, members, metadata(cfg, epoch), mtime=epoch)
+    os.utime(out)  # newer than the directory entry its rename just changed: make sees it fresh
+    return out

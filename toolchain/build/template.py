@@ -1,0 +1,142 @@
+"""Plugin templates: listing them and rendering one with cookiecutter.
+
+Files every template shares live once, in the hidden `_common` template. A template is
+rendered from a merged tree: `_common` first, the chosen template copied over it (its
+files win), and one `cookiecutter.json` whose fields are `_common`'s updated by the
+template's. Shared Jinja fragments (`{% extends %}`, `{% import %}`) sit in the merged
+tree's `templates/` directory, which cookiecutter puts on its loader path; they are not
+rendered into the plugin. The hooks (`hooks/pre_gen_project.py`, `post_gen_project.py`)
+come from `_common` too, unless a template brings its own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolchain.core.errors import TemplateError
+from toolchain.core.layout import templates_dir
+from toolchain.core.names import check_name
+
+DEFAULT_TEMPLATE = "default"
+COMMON_TEMPLATE = "_common"
+SPEC_FILE = "cookiecutter.json"
+
+
+@dataclass(frozen=True)
+class Template:
+    """A cookiecutter template directory of the toolchain."""
+
+    name: str
+    path: Path
+    description: str
+
+
+def _read_spec(path: Path) -> dict[str, Any]:
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        raise TemplateError(f"{path}: not valid JSON; fix the template") from None
+    if not isinstance(spec, dict):
+        raise TemplateError(f"{path}: not a JSON object; fix the template")
+    return spec
+
+
+def available(root: Path | None = None) -> list[Template]:
+    """The templates, sorted by name; those whose name starts with `_` are hidden."""
+    root = root or templates_dir()
+    found = []
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        spec = path / SPEC_FILE
+        if path.name.startswith("_") or not spec.is_file():
+            continue
+        description = str(_read_spec(spec).get("_description", ""))
+        found.append(Template(path.name, path, description))
+    return found
+
+
+def find(name: str, root: Path | None = None) -> Template:
+    """The template called `name`, or TemplateError listing the known ones."""
+    templates = available(root)
+    for template in templates:
+        if template.name == name:
+            return template
+    known = ", ".join(t.name for t in templates) or "none"
+    raise TemplateError(f"unknown template {name!r}: choose one of {known}")
+
+
+def merge(template: Template, work: Path) -> Path:
+    """Build in `work` the tree cookiecutter renders: `_common` overlaid with `template`."""
+    common = template.path.parent / COMMON_TEMPLATE
+    merged = work / template.name
+    spec: dict[str, Any] = {}
+    if common.is_dir():
+        shutil.copytree(common, merged, symlinks=True)
+        if (common / SPEC_FILE).is_file():
+            spec.update(_read_spec(common / SPEC_FILE))
+    shutil.copytree(template.path, merged, symlinks=True, dirs_exist_ok=True)
+    spec.update(_read_spec(template.path / SPEC_FILE))
+    (merged / SPEC_FILE).write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    return merged
+
+
+def render(
+    template: Template,
+    name: str,
+    dest_parent: Path,
+    *,
+    no_input: bool,
+    answers: Mapping[str, str] | None = None,
+) -> Path:
+    """Render `template` as plugin `name` into `dest_parent/name`; return that directory.
+
+    `answers` preset fields (`ci`, `port`, ...): they become the defaults when prompting,
+    the values with `no_input`.
+
+    The plugin is rendered in a scratch directory beside its destination and renamed into
+    place, so a failed rendering (a refused answer, a hook) leaves nothing behind.
+    """
+    check_name(name)
+    dest = dest_parent / name
+    if dest.exists() or dest.is_symlink():
+        raise TemplateError(f"{dest} already exists: remove it or choose another name")
+    from cookiecutter.exceptions import CookiecutterException, FailedHookException
+    from cookiecutter.main import cookiecutter
+
+    # The hook prints its reasons itself; cookiecutter would add a traceback of its own.
+    logging.getLogger("cookiecutter").addHandler(logging.NullHandler())
+
+    dest_parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".rendering", dir=dest_parent))
+    try:
+        merged = merge(template, scratch / "template")
+        out = scratch / "out"
+        try:
+            rendered = cookiecutter(
+                str(merged),
+                no_input=no_input,
+                extra_context={**(answers or {}), "_name": name},
+                output_dir=str(out),
+                accept_hooks=True,
+            )
+        except FailedHookException:
+            raise TemplateError(
+                f"template {template.name!r}: an answer was refused (see above); "
+                "run create again with valid answers"
+            ) from None
+        except CookiecutterException as exc:
+            raise TemplateError(f"template {template.name!r}: {exc}") from None
+        except (EOFError, KeyboardInterrupt):
+            raise TemplateError(
+                f"template {template.name!r}: input ended before every answer was given"
+            ) from None
+        Path(rendered).rename(dest)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return dest

@@ -1,0 +1,61 @@
+"""What every command shares: the parser with `--debug`, one `ERROR` line, the exit codes."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from toolchain.core.errors import ToolchainError, UsageError
+
+# typing.TYPE_CHECKING without importing typing, which cron's fast path need not pay for
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # argparse is imported when a parser is built, not by plugin_wrapper's fast path
+    import argparse
+    from collections.abc import Callable, Sequence
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _red(text: str) -> str:
+    if sys.stderr.isatty() and not os.environ.get("NO_COLOR"):
+        return f"\033[31m{text}\033[0m"
+    return text
+
+
+def error(message: str) -> None:
+    """Print one `ERROR` line on stderr."""
+    print(f"{_red('ERROR')}: {message}", file=sys.stderr)
+
+
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every command shares."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("-v", "--debug", action="store_true", help="show tracebacks on failure")
+    return p
+
+
+def execute(
+    p: argparse.ArgumentParser,
+    body: Callable[[argparse.Namespace], int | None],
+    argv: Sequence[str] | None,
+) -> int:
+    """Parse `argv`, run `body`, and turn toolchain errors into one line and an exit code."""
+    args = p.parse_args(argv)
+    try:
+        return body(args) or EXIT_OK
+    except UsageError as exc:
+        if args.debug:
+            raise
+        p.print_usage(sys.stderr)
+        error(str(exc))
+        return EXIT_USAGE
+    except ToolchainError as exc:
+        if args.debug:
+            raise
+        error(str(exc))
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 130

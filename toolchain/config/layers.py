@@ -1,0 +1,137 @@
+"""Reading `config.ini` and its override layers, merging them (variants included), rendering
+Jinja2 values and exporting the non-private keys as environment variables.
+"""
+
+from __future__ import annotations
+
+import configparser
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from toolchain.config.schema import Raw, schema_for, split_variant, validate
+from toolchain.core.errors import ConfigError
+
+
+def read_raw(path: Path) -> Raw:
+    """Read an ini file into {section: {key: value}}, keys as written, no interpolation."""
+    parser = configparser.ConfigParser(interpolation=None, strict=True, default_section="\0")
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        with path.open(encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not a valid ini file: {first}") from None
+    return {s: dict(parser.items(s)) for s in parser.sections()}
+
+
+def variant_chain(config_name: str) -> list[str]:
+    """`DEV_JOHN` -> ['DEV_JOHN', 'DEV']: the variants to try, most specific first."""
+    parts = [p for p in config_name.split("_") if p]
+    return ["_".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
+def _select(keys: Mapping[str, str], chain: list[str]) -> dict[str, str]:
+    """Pick, per key, the value of the most specific matching variant of one layer."""
+    chosen: dict[str, tuple[int, str]] = {}
+    rank = {variant: i for i, variant in enumerate(chain)}
+    plain = len(chain)
+    for written, value in keys.items():
+        key, variant = split_variant(written)
+        if variant is None:
+            score = plain
+        elif variant in rank:
+            score = rank[variant]
+        else:
+            continue
+        if key not in chosen or score < chosen[key][0]:
+            chosen[key] = (score, value)
+    return {k: v for k, (_s, v) in chosen.items()}
+
+
+def merge(layers: Iterable[Raw], config_name: str = "") -> Raw:
+    """Merge layers (later wins per key) after choosing each layer's variants."""
+    chain = variant_chain(config_name)
+    merged: Raw = {}
+    for raw in layers:
+        for section, keys in raw.items():
+            merged.setdefault(section, {}).update(_select(keys, chain))
+    for section, keys in merged.items():
+        schema = schema_for(section)
+        if schema:
+            for key, spec in schema.items():
+                if spec.default is not None:
+                    keys.setdefault(key, spec.default)
+    return merged
+
+
+def render(merged: Raw, context: Mapping[str, str], path: Path | str = "config") -> Raw:
+    """Render Jinja2 values against `context` (the environment); check rendered types."""
+    out: Raw = {}
+    env = None
+    for section, keys in merged.items():
+        schema = schema_for(section)
+        out[section] = {}
+        for key, value in keys.items():
+            if "{{" in value or "{%" in value:
+                if env is None:
+                    import jinja2  # only when a value is a template: keeps start-up fast
+
+                    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+                try:
+                    value = env.from_string(value).render(dict(context))
+                except Exception as exc:  # jinja2 raises many kinds; all mean the same here
+                    raise ConfigError(f"{path}: [{section}] {key}: cannot render: {exc}") from None
+                spec = schema.get(key) if schema else None
+                problem = spec.check(value) if spec else None
+                if problem:
+                    raise ConfigError(f"{path}: [{section}] {key}: {problem}")
+            out[section][key] = value
+    return out
+
+
+@dataclass
+class PluginConfig:
+    """The metadata of a plugin read from its `config.ini`."""
+
+    path: Path
+    raw: Raw
+    general: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.general["name"]
+
+    @property
+    def version(self) -> str:
+        return self.general["_version"]
+
+    @property
+    def release(self) -> str:
+        return self.general["_release"]
+
+
+def load(path: Path) -> PluginConfig:
+    """Read and validate a plugin's `config.ini`."""
+    raw = read_raw(path)
+    validate(raw, path)
+    general = merge([{"general": raw["general"]}])["general"]
+    return PluginConfig(path=path, raw=raw, general=general)
+
+
+def env_var_name(module: str, section: str, key: str) -> str:
+    """`{MODULE}_CURRENT_PLUGIN_{SECTION}_{KEY}`, upper case, '-' as '_'."""
+    return f"{module}_CURRENT_PLUGIN_{section}_{key}".upper().replace("-", "_")
+
+
+def exported(merged: Raw, module: str) -> dict[str, str]:
+    """Every non-private key as its environment variable."""
+    out = {}
+    for section, keys in merged.items():
+        for key, value in keys.items():
+            if not key.startswith("_"):
+                out[env_var_name(module, section, key)] = value
+    return out

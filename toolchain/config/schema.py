@@ -1,0 +1,190 @@
+"""The schema of `config.ini`: its sections and keys, the check of each value, and
+`_requires` (other plugins, PEP 508-like).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolchain.core.errors import ConfigError, InvalidName
+from toolchain.core.names import check_name
+
+Raw = dict[str, dict[str, str]]
+
+
+_VARIANT = re.compile(r"^(?P<key>[^\[\]]+)\[(?P<variant>[A-Za-z0-9_]+)\]$")
+
+
+def _nonempty(value: str) -> str | None:
+    return None if value.strip() else "must not be empty"
+
+
+def _version(value: str) -> str | None:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        Version(value)
+    except InvalidVersion:
+        return f"{value!r} is not a valid PEP 440 version"
+    return None
+
+
+def _int(minimum: int) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        try:
+            number = int(value)
+        except ValueError:
+            return f"{value!r} is not an integer"
+        if number < minimum:
+            return f"{number} is below the minimum {minimum}"
+        return None
+
+    return check
+
+
+_BOOLS = {"1", "0", "true", "false", "yes", "no", "on", "off"}
+
+
+def _bool(value: str) -> str | None:
+    return None if value.strip().lower() in _BOOLS else f"{value!r} is not a boolean (1/0)"
+
+
+def _requires(value: str) -> str | None:
+    try:
+        parse_requires(value)
+    except ConfigError as exc:
+        return str(exc)
+    return None
+
+
+def _any(value: str) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of the schema: its check, whether it is required, its default."""
+
+    check: Callable[[str], str | None] = _any
+    required: bool = False
+    default: str | None = None
+
+
+GENERAL: dict[str, Key] = {
+    "name": Key(_nonempty, required=True),
+    "_version": Key(_version, required=True),
+    "_release": Key(_int(1), default="1"),
+    "_summary": Key(),
+    "_license": Key(),
+    "_url": Key(),
+    "_maintainer": Key(),
+    "_vendor": Key(),
+    "_requires": Key(_requires, default=""),
+    "_add_plugin_dir_to_python_path": Key(_bool, default="0"),
+}
+
+
+DAEMON: dict[str, Key] = {
+    "_cmd_and_args": Key(_nonempty, required=True),
+    "numprocesses": Key(_int(1), default="1"),
+    "graceful_timeout": Key(_int(0), default="10"),
+    "max_age": Key(_int(0), default="0"),
+    "rlimit_as": Key(_int(0), default="0"),
+    "rlimit_nofile": Key(_int(0), default="0"),
+    "rlimit_stack": Key(_int(0), default="0"),
+    "rlimit_fsize": Key(_int(0), default="0"),
+    "log_split_stdout_stderr": Key(_bool, default="0"),
+    "log_split_multiple_workers": Key(_bool, default="0"),
+}
+
+
+DAEMON_PREFIX = "extra_daemon_"
+
+
+def schema_for(section: str) -> dict[str, Key] | None:
+    """Keys allowed in `section`; None means free keys (`[custom]`); KeyError if unknown."""
+    if section == "general":
+        return GENERAL
+    if section == "custom":
+        return None
+    if section.startswith(DAEMON_PREFIX) and len(section) > len(DAEMON_PREFIX):
+        return DAEMON
+    raise KeyError(section)
+
+
+def split_variant(key: str) -> tuple[str, str | None]:
+    """`key[VARIANT]` -> (key, VARIANT); a plain key -> (key, None)."""
+    match = _VARIANT.match(key)
+    if match:
+        return match["key"], match["variant"]
+    return key, None
+
+
+def validate(raw: Raw, path: Path | str, *, override: bool = False) -> None:
+    """Check `raw` against the schema; raise ConfigError naming file, section and key.
+
+    An override file (`override=True`) may not set private keys nor require keys.
+    """
+    if not override and "general" not in raw:
+        raise ConfigError(f"{path}: missing section [general]: add it with name and _version")
+    for section, keys in raw.items():
+        try:
+            schema = schema_for(section)
+        except KeyError:
+            raise ConfigError(
+                f"{path}: unknown section [{section}]: use [general], [custom] "
+                f"or [{DAEMON_PREFIX}NAME]"
+            ) from None
+        for written, value in keys.items():
+            key, _variant = split_variant(written)
+            if override and key.startswith("_"):
+                raise ConfigError(
+                    f"{path}: [{section}] {written}: private keys (starting with '_') "
+                    "cannot be overridden; remove it"
+                )
+            if schema is None:
+                continue
+            spec = schema.get(key)
+            if spec is None:
+                raise ConfigError(f"{path}: [{section}] unknown key {written!r}: remove it")
+            if "{{" in value or "{%" in value:
+                continue  # a template: checked once rendered
+            problem = spec.check(value)
+            if problem:
+                raise ConfigError(f"{path}: [{section}] {written}: {problem}")
+        if schema is not None and not override:
+            present = {split_variant(k)[0] for k in keys}
+            for key, spec in schema.items():
+                if spec.required and key not in present:
+                    raise ConfigError(f"{path}: [{section}] missing required key {key!r}")
+    if not override:
+        name = raw["general"].get("name", "")
+        try:
+            check_name(name)
+        except InvalidName as exc:
+            raise ConfigError(f"{path}: [general] name: {exc}") from None
+
+
+def parse_requires(value: str) -> list[tuple[str, str]]:
+    """`other>=1.2, third` -> [('other', '>=1.2'), ('third', '')]."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    items: list[str] = []
+    for part in (p.strip() for p in value.split(",")):
+        # A comma also separates specifiers (`a>=1,<2`): glue such parts to the previous one.
+        if items and part[:1] in ("<", ">", "=", "!", "~"):
+            items[-1] += "," + part
+        elif part:
+            items.append(part)
+    result = []
+    for item in items:
+        try:
+            req = Requirement(item)
+        except InvalidRequirement as exc:
+            reason = str(exc).splitlines()[0]
+            raise ConfigError(f"invalid plugin requirement {item!r}: {reason}") from None
+        result.append((req.name, str(req.specifier)))
+    return result

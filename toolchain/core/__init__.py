@@ -1,0 +1,2 @@
+"""The small core every other package stands on: errors, settings, paths, names, the
+subprocess runner. It imports nothing of the toolchain outside itself."""

@@ -1,0 +1,36 @@
+"""What follows a commit in the runtime: the override file, then cron jobs and daemons.
+
+Installs, rollbacks, provisioning and the recovery of an interrupted commit all end with
+`finalize`; an uninstall starts with `before_uninstall`. A failure of the running side is
+a warning: the plugin is installed, and `plugins.reload` applies it again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from toolchain.core.errors import ToolchainError
+from toolchain.core.layout import Runtime
+from toolchain.installer import overrides
+
+log = logging.getLogger(__name__)
+
+
+def _running(which: str, rt: Runtime, name: str) -> None:
+    from toolchain.running import services  # supervisor's client: only when something changed
+
+    try:
+        getattr(services, which)(name, rt.home)
+    except ToolchainError as exc:
+        log.warning("plugin %s: cron jobs and daemons not updated: %s", name, exc)
+
+
+def finalize(rt: Runtime, name: str) -> None:
+    """After a commit: create the override file if absent, start cron jobs and daemons."""
+    overrides.write_template(rt, name)
+    _running("after_install", rt, name)
+
+
+def before_uninstall(rt: Runtime, name: str) -> None:
+    """Before an uninstall: stop the plugin's daemons and drop its cron jobs."""
+    _running("before_uninstall", rt, name)

@@ -1,0 +1,331 @@
+"""Installing, upgrading, devlinking and uninstalling plugins, each as one transaction.
+
+An install stages every file beside its target (`journal.staging_path`), validates it,
+builds its virtualenv offline from the artifact's wheelhouse at its final place under
+`venvs/` (a virtualenv must not move: its scripts embed absolute paths), links the
+plugin's `local` to it, runs `postinstall` in the plugin env, and only then commits all
+the staged plugins at once with `journal.commit`. Any failure before the commit removes the
+staging entries and their virtualenvs and leaves the runtime as it was.
+
+The files given are resolved first (`repository.plan`): missing or too old dependencies
+come from a repository directory and are staged, before their requirers, in the same
+transaction. A replaced installed version is moved to the runtime's archive.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from toolchain.artifact import read, spec
+from toolchain.artifact.extract import extract
+from toolchain.config import layers, schema
+from toolchain.core.errors import (
+    ArtifactError,
+    ConfigError,
+    InstallError,
+    InvalidName,
+    NotInstalled,
+    ToolchainError,
+    UsageError,
+)
+from toolchain.core.layout import CONFIG_INI, METADATA, Runtime
+from toolchain.core.names import check_name
+from toolchain.installer import (
+    archive,
+    hooks,
+    journal,
+    lock,
+    recovery,
+    repository,
+    resolve,
+    stage,
+)
+from toolchain.runtime import plugin_env, registry
+
+log = logging.getLogger(__name__)
+
+
+class Strategy(Enum):
+    """What to do when a plugin of that name is installed already."""
+
+    DEFAULT = "default"  # refuse
+    UPGRADE = "upgrade"  # replace it only with a newer version
+    FORCE = "force"  # replace it whatever its version
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one install did to one plugin, for the command's report."""
+
+    name: str
+    version: str
+    release: str
+    previous: str | None  # "VERSION-RELEASE" of the replaced plugin, if any
+
+    def __str__(self) -> str:
+        new = f"{self.version}-{self.release}"
+        if self.previous is None:
+            return f"installed {self.name} {new}"
+        return f"replaced {self.name} {self.previous} with {new}"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One file of a transaction, with the strategy it is installed with."""
+
+    file: Path
+    strategy: Strategy = Strategy.DEFAULT
+    new_name: str | None = None
+
+
+def _key(version: str, release: str) -> tuple[Any, int]:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(version), int(release)
+    except (InvalidVersion, ValueError):
+        raise InstallError(f"installed version {version}-{release} is not comparable") from None
+
+
+def _stage(
+    runtime_: Runtime,
+    file: Path,
+    tid: str,
+    strategy: Strategy,
+    new_name: str | None,
+    taken: set[str],
+) -> stage.Staged:
+    if not file.is_file():
+        raise ArtifactError(f"{file}: no such file")
+    top = read.read_head(file)[0]
+    name = new_name or top
+    try:
+        check_name(name)
+    except InvalidName as exc:
+        raise InstallError(f"{file}: {exc}") from None
+    if name in taken:
+        raise UsageError(f"{file}: plugin {name} is given twice")
+    taken.add(name)
+    _check_strategy(runtime_, name, strategy, None)  # fail early, before any work
+    staged = stage.Staged(name, journal.staging_path(runtime_, name, tid))
+    got = extract(file, staged.path)
+    stage.check_metadata(got.metadata, got.top, file)
+    cfg_path = staged.path / CONFIG_INI
+    try:
+        raw = layers.read_raw(cfg_path)
+        schema.validate(raw, f"{file}: {CONFIG_INI}")
+    except ConfigError as exc:
+        raise ArtifactError(str(exc)) from None
+    if raw["general"]["name"] != got.top:
+        raise ArtifactError(f"{file}: {CONFIG_INI} names {raw['general']['name']!r}, not {top!r}")
+    if name != got.top:
+        stage.rewrite_name(staged.path, got.top, name)
+    stage.check_overrides(runtime_, name)
+    _check_strategy(runtime_, name, strategy, got.metadata)
+    record = {
+        "installed_from": str(file.absolute()),
+        "installed_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    (staged.path / registry.INSTALL_RECORD).write_bytes(spec.dumps(record))
+    stage.build_venv(runtime_, staged, tid)
+    stage.postinstall(runtime_, staged)
+    return staged
+
+
+def _check_strategy(
+    runtime_: Runtime, name: str, strategy: Strategy, meta: dict[str, Any] | None
+) -> None:
+    if not registry.entry_exists(runtime_, name) or strategy is Strategy.FORCE:
+        return
+    if strategy is Strategy.DEFAULT:
+        raise InstallError(
+            f"plugin {name} is already installed in {runtime_.home}: use --upgrade, --force "
+            "or --new-name"
+        )
+    if meta is None:
+        return
+    try:
+        current = registry.describe(runtime_, name)
+    except NotInstalled:
+        return  # a broken entry: replacing it is an upgrade
+    new = _key(meta["version"], meta["release"])
+    if new <= _key(current.version, current.release):
+        raise InstallError(
+            f"plugin {name} {current.version}-{current.release} is installed, and "
+            f"{meta['version']}-{meta['release']} is not newer; use --force to replace it"
+        )
+
+
+def _previous(runtime_: Runtime, name: str) -> str | None:
+    if not registry.entry_exists(runtime_, name):
+        return None
+    try:
+        current = registry.describe(runtime_, name)
+    except ToolchainError:
+        return "?"
+    return f"{current.version}-{current.release}"
+
+
+def abort(rt: Runtime, tid: str) -> None:
+    """After a failure before the commit: drop the staging entries and their virtualenvs."""
+    _abort(rt, tid)
+
+
+def _abort(rt: Runtime, tid: str) -> None:
+    """After a failure: without a journal nothing was committed, staging is debris."""
+    if (rt.plugins / f"{journal.JOURNAL}{tid}.json").exists():
+        return  # the commit was decided: the next command completes it
+    try:
+        for leftover in rt.plugins.glob(f"{journal.STAGING}*-{tid}"):
+            journal.drop(leftover)
+    except OSError as exc:
+        log.warning("%s: staging entries left for the next command: %s", rt.plugins, exc)
+    recovery.collect_venvs(rt)
+
+
+def _steps(
+    actions: Sequence[resolve.Action], strategy: Strategy, new_name: str | None
+) -> list[Step]:
+    steps = []
+    for action in actions:
+        source = action.candidate.source
+        assert source is not None  # the resolver installs only candidates from files
+        if (
+            action.kind is resolve.ActionKind.UPGRADE
+        ):  # a dependency too old: replaced by a newer one
+            steps.append(Step(source, Strategy.UPGRADE))
+        elif action.reasons:  # a missing dependency
+            steps.append(Step(source, Strategy.DEFAULT))
+        else:
+            steps.append(Step(source, strategy, new_name))
+    return steps
+
+
+def _check_arguments(files: Sequence[Path], new_name: str | None) -> None:
+    if not files:
+        raise UsageError("no .plugin file given")
+    if new_name is not None and len(files) != 1:
+        raise UsageError("--new-name takes exactly one .plugin file")
+
+
+def plan(
+    files: Sequence[Path],
+    *,
+    new_name: str | None = None,
+    repository_dir: Path | None = None,
+    runtime_: Runtime | None = None,
+) -> list[resolve.Action]:
+    """What `install` would do with these arguments, dependencies first (a dry run)."""
+    _check_arguments(files, new_name)
+    rt = runtime_ or Runtime.current()
+    with lock.locked(rt):
+        return repository.plan(rt, files, repository_dir, new_name)
+
+
+def install(
+    files: Sequence[Path],
+    *,
+    strategy: Strategy = Strategy.DEFAULT,
+    new_name: str | None = None,
+    repository_dir: Path | None = None,
+    runtime_: Runtime | None = None,
+) -> list[Change]:
+    """Install `.plugin` files and what they require, all or nothing; return what changed."""
+    _check_arguments(files, new_name)
+    rt = runtime_ or Runtime.current()
+    with lock.locked(rt):
+        actions = repository.plan(rt, files, repository_dir, new_name)
+        return transaction(rt, _steps(actions, strategy, new_name))
+
+
+def transaction(rt: Runtime, steps: Sequence[Step]) -> list[Change]:
+    """Stage every step, then commit them together; the caller holds the runtime lock."""
+    tid = journal.new_id()
+    staged: list[stage.Staged] = []
+    taken: set[str] = set()
+    changes: list[Change] = []
+    try:
+        for step in steps:
+            item = _stage(rt, Path(step.file), tid, step.strategy, step.new_name, taken)
+            staged.append(item)
+            meta = registry.read_json(item.path / METADATA)
+            changes.append(
+                Change(item.name, meta["version"], meta["release"], _previous(rt, item.name))
+            )
+        moves = [
+            journal.Move(
+                s.name, s.path, journal.backup_path(rt, s.name, tid), archive.slot(rt, s.name, tid)
+            )
+            for s in staged
+        ]
+        journal.commit(rt, tid, moves)
+    except BaseException:
+        _abort(rt, tid)
+        raise
+    recovery.collect_venvs(rt)
+    for item in staged:
+        archive.prune(rt, item.name)
+        hooks.finalize(rt, item.name)
+    return changes
+
+
+def devlink(source_dir: Path, *, force: bool = False, runtime_: Runtime | None = None) -> str:
+    """Install `source_dir` in development mode: the runtime entry links to it."""
+    source = source_dir.absolute()
+    cfg = layers.load(source / CONFIG_INI)
+    name = cfg.name
+    rt = runtime_ or Runtime.current()
+    with lock.locked(rt):
+        target = rt.plugin(name)
+        if target.is_symlink() and Path(os.readlink(target)) == source:
+            hooks.finalize(rt, name)
+            return name
+        if registry.entry_exists(rt, name) and not force:
+            raise InstallError(
+                f"plugin {name} is already installed in {rt.home}: use --force to replace it "
+                f"with a link to {source}"
+            )
+        stage.check_overrides(rt, name)
+        tid = journal.new_id()
+        link = journal.staging_path(rt, name, tid)
+        try:
+            link.symlink_to(source, target_is_directory=True)
+            journal.commit(rt, tid, [journal.Move(name, link, journal.backup_path(rt, name, tid))])
+        except BaseException:
+            _abort(rt, tid)
+            raise
+        recovery.collect_venvs(rt)
+        hooks.finalize(rt, name)
+    return name
+
+
+def uninstall(
+    name: str, *, clean: bool = False, force: bool = False, runtime_: Runtime | None = None
+) -> bool:
+    """Remove plugin `name` (only the link of a devlinked one); True if it was devlinked."""
+    rt = runtime_ or Runtime.current()
+    with lock.locked(rt):
+        if not registry.entry_exists(rt, name):
+            raise NotInstalled(f"plugin {name!r} is not installed in {rt.home}")
+        needed_by = [] if force else repository.requirers(rt, name)
+        if needed_by:
+            raise InstallError(
+                f"plugin {name} is required by {', '.join(needed_by)}; uninstall "
+                f"{'them' if len(needed_by) > 1 else 'it'} first, or use --force"
+            )
+        linked = rt.plugin(name).is_symlink()
+        hooks.before_uninstall(rt, name)
+        tid = journal.new_id()
+        journal.commit(rt, tid, [journal.Move(name, None, journal.backup_path(rt, name, tid))])
+        recovery.collect_venvs(rt)
+        plugin_env.drop_cache(rt, name)
+        if clean:
+            rt.override(name).unlink(missing_ok=True)
+    return linked

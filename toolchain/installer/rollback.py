@@ -1,0 +1,80 @@
+"""`plugins.rollback NAME`: cancel an upgrade by restoring the newest archived version.
+
+The archived tree is copied to a staging entry (the archive keeps it until the commit),
+its virtualenv is rebuilt offline from its own wheelhouse, its postinstall runs, and it
+is swapped in like any install: a failure or a crash leaves the current version.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+from toolchain.core.errors import InstallError, NotInstalled, ResolutionError
+from toolchain.core.layout import VENV, Runtime
+from toolchain.installer import (
+    archive,
+    hooks,
+    install,
+    journal,
+    lock,
+    recovery,
+    repository,
+    resolve,
+    stage,
+)
+from toolchain.runtime import registry
+
+
+def _check_requirers(rt: Runtime, name: str, restored: resolve.Candidate) -> None:
+    current, _linked = repository.installed(rt)
+    problems = [
+        f"{other.label} requires {name}{spec}"
+        for other in current.values()
+        if other.name != name
+        for dep, spec in other.requirements()
+        if dep == name and not resolve.satisfies(restored, spec)
+    ]
+    if problems:
+        raise ResolutionError(
+            [f"{restored.label} cannot come back: {p}" for p in problems]
+            + ["roll those back first, or use --force"]
+        )
+
+
+def rollback(name: str, *, force: bool = False, runtime_: Runtime | None = None) -> install.Change:
+    """Replace the installed `name` with its newest archived version; return the change."""
+    rt = runtime_ or Runtime.current()
+    with lock.locked(rt):
+        kept = archive.versions(rt, name)
+        if not kept:
+            raise NotInstalled(
+                f"plugin {name}: no archived version in {rt.archive}; nothing to roll back to"
+            )
+        if rt.plugin(name).is_symlink():
+            raise InstallError(
+                f"plugin {name} is devlinked; uninstall the link before rolling back to "
+                f"{kept[0].label}"
+            )
+        newest = kept[0]
+        if not force:
+            _check_requirers(rt, name, repository.tree_candidate(newest.path, name))
+        stage.check_overrides(rt, name)
+        current = registry.describe(rt, name) if registry.entry_exists(rt, name) else None
+        tid = journal.new_id()
+        staged = journal.staging_path(rt, name, tid)
+        try:
+            shutil.copytree(newest.path, staged, symlinks=True)
+            journal.drop(staged / VENV)  # the archived link points at a dropped virtualenv
+            stage.prepare(rt, name, staged, tid)
+            # The cancelled version is not archived: a second rollback goes further back.
+            journal.commit(
+                rt, tid, [journal.Move(name, staged, journal.backup_path(rt, name, tid))]
+            )
+        except BaseException:
+            install.abort(rt, tid)
+            raise
+        journal.drop(newest.path)
+        recovery.collect_venvs(rt)
+        hooks.finalize(rt, name)
+    was = f"{current.version}-{current.release}" if current else None
+    return install.Change(name, newest.version, newest.release, was)

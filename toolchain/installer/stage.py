@@ -1,0 +1,169 @@
+"""A plugin tree in staging made ready to swap in: checked, renamed, its venv built, set up.
+
+Every function here works on a staged directory beside its target; nothing here touches
+an installed plugin (the swap does that, in `install`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolchain.artifact import spec
+from toolchain.artifact.manifest import dumps_manifest
+from toolchain.artifact.spec import FORMAT_VERSION
+from toolchain.config import layers, schema
+from toolchain.core.errors import ArtifactError, CommandError, InstallError
+from toolchain.core.layout import (
+    CONFIG_INI,
+    MANIFEST,
+    METADATA,
+    NPM_CACHE,
+    POSTINSTALL,
+    VENV,
+    WHEELHOUSE,
+    Runtime,
+    provisioning_dir,
+)
+from toolchain.core.runner import run
+from toolchain.localenv import node, venv
+from toolchain.runtime import plugin_env, registry
+
+_REQUIRED_METADATA = ("name", "version", "release", "python_tag", "platform")
+_NAME_LINE = re.compile(r"^(\s*name\s*[=:]\s*)(.*?)\s*$")
+
+
+@dataclass
+class Staged:
+    """A plugin tree in staging, and the virtualenv built for it."""
+
+    name: str
+    path: Path
+    venv: Path | None = None
+
+
+def check_metadata(meta: dict[str, Any], top: str, where: Path) -> None:
+    """Refuse metadata that is incomplete, inconsistent or for another machine."""
+    from packaging.version import InvalidVersion, Version
+
+    missing = [k for k in _REQUIRED_METADATA if not isinstance(meta.get(k), str)]
+    if missing:
+        raise ArtifactError(f"{where}: metadata lacks {', '.join(missing)}; rebuild the artifact")
+    if meta["name"] != top:
+        raise ArtifactError(f"{where}: metadata names {meta['name']!r}, the archive holds {top!r}")
+    try:
+        Version(meta["version"])
+    except InvalidVersion:
+        raise ArtifactError(f"{where}: version {meta['version']!r} is not PEP 440") from None
+    if not meta["release"].isdigit() or int(meta["release"]) < 1:
+        raise ArtifactError(f"{where}: release {meta['release']!r} is not a positive integer")
+    fmt = meta.get("format_version", FORMAT_VERSION)
+    if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{where}: format version {fmt!r} is newer than this toolchain's "
+            f"({FORMAT_VERSION}); upgrade the toolchain"
+        )
+    if meta["python_tag"] != spec.python_tag():
+        raise ArtifactError(
+            f"{where}: built for {meta['python_tag']}, this interpreter is "
+            f"{spec.python_tag()}; rebuild the plugin with that Python"
+        )
+    if meta["platform"] not in ("any", spec.platform_tag()):
+        raise ArtifactError(
+            f"{where}: built for platform {meta['platform']}, this machine is "
+            f"{spec.platform_tag()}; rebuild the plugin there"
+        )
+
+
+def check_overrides(runtime_: Runtime, name: str) -> None:
+    """Validate the runtime and provisioning override files of `name`, when present."""
+    provisioning = provisioning_dir()
+    paths = [runtime_.override(name)]
+    if provisioning is not None:
+        paths.append(provisioning / f"{name}.ini")
+    for path in paths:
+        if path.is_file():
+            schema.validate(layers.read_raw(path), path, override=True)
+
+
+def rewrite_name(staged: Path, old: str, new: str) -> None:
+    """Make an installed copy of `old` call itself `new`: config.ini, metadata, manifest."""
+    cfg = staged / CONFIG_INI
+    lines = cfg.read_text(encoding="utf-8").splitlines(keepends=True)
+    section = ""
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1].strip()
+        elif section == "general" and (m := _NAME_LINE.match(line)):
+            lines[i] = f"{m[1]}{new}\n"
+    cfg.write_text("".join(lines), encoding="utf-8")
+    meta_path = staged / METADATA
+    meta = registry.read_json(meta_path)
+    meta_path.write_bytes(spec.dumps(dict(meta, name=new, original_name=old)))
+    man_path = staged / MANIFEST
+    manifest = registry.read_json(man_path)
+    for item in manifest["files"]:
+        if item["path"] in (CONFIG_INI, METADATA):
+            path = staged / item["path"]
+            item["size"] = path.stat().st_size
+            item["sha256"] = spec.sha256_file(path)
+    man_path.write_bytes(dumps_manifest(manifest))
+
+
+def write_requirements(wheelhouse: Path, out: Path) -> bool:
+    """Pin every wheel of `wheelhouse` with its hash into `out`; False when there is none."""
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+    lines = []
+    for wheel in sorted(wheelhouse.glob("*.whl")) if wheelhouse.is_dir() else []:
+        try:
+            name, version, _build, _tags = parse_wheel_filename(wheel.name)
+        except InvalidWheelFilename:
+            raise ArtifactError(f"{wheel}: not a wheel file name; rebuild the artifact") from None
+        lines.append(f"{name}=={version} --hash=sha256:{spec.sha256_file(wheel)}\n")
+    out.write_text("".join(lines), encoding="utf-8")
+    return bool(lines)
+
+
+def build_venv(runtime_: Runtime, staged: Staged, tid: str) -> None:
+    """Build the staged plugin's virtualenv offline at its final place; link `local` to it."""
+    local = staged.path / VENV
+    if local.exists() or local.is_symlink():
+        raise ArtifactError(f"{staged.name}: the artifact holds {VENV}/, which is never released")
+    staged.venv = runtime_.venvs / f"{staged.name}.{tid}"
+    house = staged.path / WHEELHOUSE
+    reqs = runtime_.tmp / f".requirements-{staged.name}-{tid}.txt"
+    try:
+        wanted = write_requirements(house, reqs)
+        venv.build(staged.venv, reqs if wanted else None, find_links=[house], offline=True)
+    finally:
+        reqs.unlink(missing_ok=True)
+    local.symlink_to(staged.venv, target_is_directory=True)
+    if node.wanted(staged.path):
+        cache = staged.path / NPM_CACHE
+        node.install_offline(staged.path, staged.venv, cache, runtime_.tmp / f".npm-{tid}")
+
+
+def postinstall(runtime_: Runtime, staged: Staged) -> None:
+    """Run the staged plugin's `postinstall` in its plugin env; its failure fails the install."""
+    script = staged.path / POSTINSTALL
+    if not script.is_file():
+        return
+    if not os.access(script, os.X_OK):
+        raise InstallError(f"plugin {staged.name}: {POSTINSTALL} is not executable")
+    env = plugin_env.variables(runtime_, staged.name, staged.path)
+    try:
+        run([script], cwd=staged.path, env=env, what=f"{staged.name}: {POSTINSTALL}")
+    except CommandError as exc:
+        raise InstallError(f"plugin {staged.name}: {exc}") from None
+
+
+def prepare(rt: Runtime, name: str, staged: Path, tid: str) -> None:
+    """Build the virtualenv of a staged tree and run its postinstall (rollback's way in)."""
+    item = Staged(name, staged)
+    build_venv(rt, item, tid)
+    postinstall(rt, item)

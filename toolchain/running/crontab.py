@@ -1,0 +1,206 @@
+"""Cron jobs: a plugin's `crontab` rendered into the runtime's crontab, between markers.
+
+A plugin's `crontab` holds cron lines whose `{{VAR}}` placeholders are rendered from the
+plugin env. Each command is wrapped so that it runs through `plugin_cron` (lock, timeout,
+log file), which runs it through `plugin_wrapper` (plugin env). The runtime keeps the
+lines of every plugin in one generated file, each plugin's block between begin and end
+markers; when asked, that file's blocks are installed into the user's crontab with the
+`crontab` command, leaving every line outside this runtime's markers untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolchain.core.errors import CronError
+
+# Commands run by a cron job get this many seconds unless `$PLUGIN_CRON_TIMEOUT` says.
+_SPECIAL = {"@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight"}
+_SPECIAL |= {"@hourly"}
+_FIELD = re.compile(r"^[0-9A-Za-z*/,\-]+$")
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\s*=")
+_UNESCAPED_PERCENT = re.compile(r"(?<!\\)%")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One cron line of a plugin: its schedule and its shell command, rendered."""
+
+    schedule: str
+    command: str
+
+
+def crontab_file(home: Path) -> Path:
+    """The runtime's generated crontab."""
+    return home / "config" / "crontab"
+
+
+def markers(home: Path, plugin: str) -> tuple[str, str]:
+    """The begin and end marker lines of `plugin`'s block in the runtime `home`."""
+    return (
+        f"# BEGIN plugin {plugin} of runtime {home}",
+        f"# END plugin {plugin} of runtime {home}",
+    )
+
+
+def _render_line(line: str, env: Mapping[str, str], where: str) -> str:
+    if "{{" not in line and "{%" not in line:
+        return line
+    import jinja2
+    from jinja2 import meta
+
+    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    try:
+        tree = environment.parse(line)
+    except jinja2.TemplateSyntaxError as exc:
+        raise CronError(f"{where}: invalid placeholder: {exc.message}") from None
+    missing = sorted(meta.find_undeclared_variables(tree) - set(env))
+    if missing:
+        raise CronError(
+            f"{where}: variable {missing[0]} is not defined in the plugin env; "
+            "fix the placeholder or set it in the configuration"
+        )
+    try:
+        return environment.from_string(tree).render(dict(env))
+    except jinja2.TemplateError as exc:
+        raise CronError(f"{where}: cannot render: {exc}") from None
+
+
+def parse(text: str, env: Mapping[str, str], source: str) -> list[Job]:
+    """Render and parse a plugin's crontab text; comments and blank lines are dropped."""
+    jobs = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        where = f"{source}:{number}"
+        if not raw.strip() or raw.lstrip().startswith("#"):
+            continue
+        line = _render_line(raw.strip(), env, where)
+        if "\n" in line:
+            raise CronError(f"{where}: a rendered placeholder holds a newline")
+        if _ASSIGNMENT.match(line):
+            raise CronError(
+                f"{where}: variable assignments would apply to every plugin's jobs; "
+                "use the plugin's configuration instead"
+            )
+        fields = line.split(None, 1 if line.startswith("@") else 5)
+        count = 1 if line.startswith("@") else 5
+        if len(fields) <= count:
+            raise CronError(f"{where}: expected a schedule and a command: {line!r}")
+        schedule, command = fields[:count], fields[count].strip()
+        if line.startswith("@") and schedule[0] not in _SPECIAL:
+            raise CronError(f"{where}: unknown schedule {schedule[0]!r}")
+        if not line.startswith("@") and not all(_FIELD.match(f) for f in schedule):
+            raise CronError(f"{where}: invalid schedule {' '.join(schedule)!r}")
+        if _UNESCAPED_PERCENT.search(command):
+            raise CronError(f"{where}: cron turns '%' into a newline: write it as '\\%'")
+        jobs.append(Job(" ".join(schedule), command))
+    return jobs
+
+
+def wrap(plugin: str, job: Job, plugin_cron: Path, seconds: int) -> str:
+    """The cron line that runs `job` through `plugin_cron` in the plugin env."""
+    argv = [str(plugin_cron), plugin, "--timeout", str(seconds), "--", "/bin/sh", "-c"]
+    return f"{job.schedule} {shlex.join(argv)} {shlex.quote(job.command)}"
+
+
+def plugin_block(
+    home: Path, plugin: str, jobs: Sequence[Job], plugin_cron: Path, seconds: int
+) -> list[str]:
+    """The marked block of `plugin` (empty when it has no job)."""
+    if not jobs:
+        return []
+    begin, end = markers(home, plugin)
+    return [begin, *(wrap(plugin, job, plugin_cron, seconds) for job in jobs), end]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_runtime_crontab(home: Path, blocks: Mapping[str, list[str]]) -> Path:
+    """Write the runtime's crontab from each plugin's block, sorted by plugin name."""
+    lines = [f"# Generated for the plugins of runtime {home}; do not edit."]
+    for plugin in sorted(blocks):
+        lines += blocks[plugin]
+    path = crontab_file(home)
+    _atomic_write(path, "\n".join(lines) + "\n")
+    return path
+
+
+def strip_runtime_blocks(home: Path, text: str) -> list[str]:
+    """The lines of a crontab without the blocks of runtime `home` (others kept as written)."""
+    begin_prefix, end_prefix = "# BEGIN plugin ", "# END plugin "
+    suffix = f" of runtime {home}"
+    kept: list[str] = []
+    inside: str | None = None
+    for line in text.splitlines():
+        if inside is None and line.startswith(begin_prefix) and line.endswith(suffix):
+            inside = line[len(begin_prefix) : -len(suffix)]
+            continue
+        if inside is not None:
+            if line == f"{end_prefix}{inside}{suffix}":
+                inside = None
+            continue
+        kept.append(line)
+    return kept
+
+
+def _crontab(args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            ["crontab", *args], input=stdin, capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        raise CronError(
+            f"cannot run crontab: {exc.strerror}; install cron or unset PLUGIN_INSTALL_CRONTAB"
+        ) from None
+
+
+def read_user_crontab() -> str:
+    """The user's crontab (empty when the user has none)."""
+    proc = _crontab(["-l"])
+    if proc.returncode != 0:
+        if "no crontab" in (proc.stderr + proc.stdout).lower():
+            return ""
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise CronError(f"crontab -l failed (exit {proc.returncode}): {tail[0]}")
+    return proc.stdout
+
+
+def install_user_crontab(home: Path) -> bool:
+    """Put the runtime's blocks into the user's crontab; True when it changed."""
+    current = read_user_crontab()
+    kept = strip_runtime_blocks(home, current)
+    ours = (
+        [
+            line
+            for line in crontab_file(home).read_text(encoding="utf-8").splitlines()
+            if line and not line.startswith("# Generated")
+        ]
+        if crontab_file(home).is_file()
+        else []
+    )
+    while kept and not kept[-1].strip():
+        kept.pop()
+    wanted = "\n".join(kept + ours) + "\n" if kept or ours else ""
+    if wanted == current or (not wanted and not current.strip()):
+        return False
+    proc = _crontab(["-"], stdin=wanted)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise CronError(f"crontab - failed (exit {proc.returncode}): {tail[0]}")
+    return True

@@ -1,0 +1,163 @@
+"""The plugin env cache, read on `plugin_wrapper`'s fast path with plain strings.
+
+Cron starts `plugin_wrapper` often, and with a warm cache its cost is Python's start-up
+plus what it imports: this module imports only `os` and the built-in `marshal`, no
+pathlib, dataclasses, argparse, typing, nor json (which pulls in `re`). The cache is the
+JSON file `toolchain.plugin_env` writes, plus a marshal copy of it for this fast path;
+both use the same key, and the environment is composed by the same function.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+
+from toolchain.core import settings
+
+TYPE_CHECKING = False  # typing's, without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+CACHE_FORMAT = 1
+CONFIG_INI = "config.ini"  # toolchain.layout's names, which this module must not import
+VENV = "local"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def config_files(home: str, name: str, plugin_dir: str) -> list[str]:
+    """The configuration layers of a plugin, lowest first (SPEC 3 merge order)."""
+    files = [
+        os.path.join(plugin_dir, CONFIG_INI),
+        os.path.join(home, "config", "plugins", f"{name}.ini"),
+    ]
+    provisioning = settings.provisioning_dir()
+    if provisioning:
+        files.append(os.path.join(provisioning, f"{name}.ini"))
+    return files
+
+
+def _identity(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_ino, st.st_mtime_ns, st.st_size]
+
+
+def cache_key(home: str, name: str, plugin_dir: str) -> list[object]:
+    """What the cached configuration depends on: every config file's identity, the variant."""
+    return [
+        CACHE_FORMAT,
+        settings.module_name(),
+        settings.config_name(),
+        plugin_dir,
+        [[f, _identity(f)] for f in config_files(home, name, plugin_dir)],
+    ]
+
+
+def cache_path(home: str, name: str) -> str:
+    """Where the merged configuration of `name` is cached."""
+    return os.path.join(home, "cache", "env", f"{name}.json")
+
+
+def fast_path(home: str, name: str) -> str:
+    """Where the marshal copy of the cached configuration of `name` lives."""
+    return os.path.join(home, "cache", "env", f"{name}.marshal")
+
+
+def load(path: str, key: Sequence[object]) -> dict[str, object] | None:
+    """The cached JSON document at `path` if it was computed for `key`."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            doc = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("key") != key:
+        return None
+    return doc
+
+
+def load_fast(path: str, key: Sequence[object]) -> dict[str, object] | None:
+    """The marshal copy at `path` if it was computed for `key` (by this Python)."""
+    try:
+        with open(path, "rb") as handle:
+            doc = marshal.load(handle)
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    if not isinstance(doc, dict) or doc.get("key") != key:
+        return None
+    return doc
+
+
+def store_fast(path: str, doc: Mapping[str, object]) -> None:
+    """Write the marshal copy of a cache document atomically; quietly skip on failure."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "wb") as handle:
+            marshal.dump(dict(doc), handle)
+        os.replace(tmp, path)
+    except (OSError, ValueError):  # a read-only runtime: the slow path still works
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def compose(
+    base: Mapping[str, str],
+    home: str,
+    name: str,
+    plugin_dir: str,
+    merged: Mapping[str, Mapping[str, str]],
+    exported: Mapping[str, str],
+) -> dict[str, str]:
+    """The complete environment of a command of plugin `name` (SPEC 8)."""
+    env = dict(base)
+    prefix = f"{settings.module_name()}_CURRENT_PLUGIN".upper().replace("-", "_")
+    env[f"{prefix}_NAME"] = name
+    env[f"{prefix}_DIR"] = plugin_dir
+    env.update(exported)
+    lib = os.path.join(plugin_dir, "lib")
+    python_path = [lib]
+    flag = merged.get("general", {}).get("_add_plugin_dir_to_python_path", "0")
+    if flag.strip().lower() in _TRUE:
+        python_path.insert(0, plugin_dir)
+    path = [os.path.join(plugin_dir, "bin"), os.path.join(plugin_dir, "local", "bin")]
+    node_modules = os.path.join(plugin_dir, "local", "node_modules")
+    if os.path.isdir(node_modules):  # a plugin with Node.js dependencies (toolchain.node)
+        path.append(os.path.join(node_modules, ".bin"))
+        _prepend(env, "NODE_PATH", [node_modules])
+    _prepend(env, "PATH", path)
+    _prepend(env, "PYTHONPATH", python_path)
+    _prepend(env, "LD_LIBRARY_PATH", [lib])
+    tmp = os.path.join(home, "tmp", name)
+    os.makedirs(tmp, exist_ok=True)
+    env["TMPDIR"] = tmp
+    return env
+
+
+def _prepend(env: dict[str, str], var: str, paths: list[str]) -> None:
+    current = env.get(var)
+    env[var] = os.pathsep.join([*paths, current] if current else paths)
+
+
+def cached_variables(name: str) -> dict[str, str] | None:
+    """The env of installed plugin `name` from a warm cache; None when it must be computed."""
+    home = settings.runtime_home()
+    plugin_dir = os.path.join(home, "plugins", name)
+    if (
+        "/" in name
+        or name.startswith(".")
+        or not os.path.isfile(os.path.join(plugin_dir, CONFIG_INI))
+    ):
+        return None
+    doc = load_fast(fast_path(home, name), cache_key(home, name, plugin_dir))
+    if doc is None:
+        return None
+    merged, exported = doc.get("merged"), doc.get("exported")
+    if not isinstance(merged, dict) or not isinstance(exported, dict):
+        return None  # templated values: rendered at each run by plugin_env
+    return compose(os.environ, home, name, plugin_dir, merged, exported)

@@ -1,0 +1,125 @@
+"""The plugin env (SPEC 8): the variables a plugin's commands run with, and their cache.
+
+`plugin_wrapper` runs from cron, so the merged configuration is cached as JSON in the
+runtime's cache directory, keyed by the identity (inode, mtime, size) of every config
+file that feeds it; a hit reads one small file and imports neither configparser nor
+jinja2. Values that are Jinja2 templates are rendered at each run, against the
+environment of that run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from toolchain.core.layout import CONFIG_INI, Runtime
+from toolchain.core.settings import config_name, module_name
+from toolchain.runtime import envcache
+
+
+def config_files(runtime: Runtime, name: str, plugin_dir: Path) -> list[Path]:
+    """The configuration layers of a plugin, lowest first (SPEC 3 merge order)."""
+    return [Path(f) for f in envcache.config_files(str(runtime.home), name, str(plugin_dir))]
+
+
+def _cache_key(runtime: Runtime, name: str, plugin_dir: Path) -> list[Any]:
+    return envcache.cache_key(str(runtime.home), name, str(plugin_dir))
+
+
+def cache_file(runtime: Runtime, name: str) -> Path:
+    """Where the merged configuration of `name` is cached."""
+    return Path(envcache.cache_path(str(runtime.home), name))
+
+
+def drop_cache(runtime: Runtime, name: str) -> None:
+    """Forget the cached configuration of `name` (JSON and its marshal copy)."""
+    home = str(runtime.home)
+    for path in (envcache.cache_path(home, name), envcache.fast_path(home, name)):
+        Path(path).unlink(missing_ok=True)
+
+
+def _templated(merged: Mapping[str, Mapping[str, str]]) -> bool:
+    return any("{{" in v or "{%" in v for keys in merged.values() for v in keys.values())
+
+
+def merged_config(runtime: Runtime, name: str, plugin_dir: Path) -> dict[str, dict[str, str]]:
+    """Merge the plugin's config.ini with the runtime and provisioning overrides."""
+    from toolchain.config import layers, schema
+
+    found = []
+    for index, path in enumerate(config_files(runtime, name, plugin_dir)):
+        if index and not path.is_file():
+            continue
+        raw = layers.read_raw(path)
+        schema.validate(raw, path, override=index > 0)
+        found.append(raw)
+    return layers.merge(found, config_name())
+
+
+def _load_cache(path: Path, key: list[Any]) -> dict[str, Any] | None:
+    return envcache.load(str(path), key)
+
+
+def _store_cache(path: Path, doc: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("w", encoding="utf-8") as handle:
+            json.dump(doc, handle)
+        os.replace(tmp, path)
+    except OSError:
+        # A read-only or foreign runtime: run uncached rather than fail the command.
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
+def _settings(runtime: Runtime, name: str, plugin_dir: Path) -> dict[str, Any]:
+    """The cached (or freshly computed) merged configuration and its exported variables."""
+    key = _cache_key(runtime, name, plugin_dir)
+    path = cache_file(runtime, name)
+    doc = _load_cache(path, key)
+    home = str(runtime.home)
+    if doc is not None and envcache.load_fast(envcache.fast_path(home, name), key) is None:
+        envcache.store_fast(envcache.fast_path(home, name), doc)
+    if doc is None:
+        merged = merged_config(runtime, name, plugin_dir)
+        doc = {"key": key, "merged": merged, "exported": None}
+        if not _templated(merged):
+            from toolchain.config.layers import exported
+
+            doc["exported"] = exported(merged, module_name())
+        _store_cache(path, doc)
+        envcache.store_fast(envcache.fast_path(home, name), doc)
+    return doc
+
+
+def variables(
+    runtime: Runtime, name: str, plugin_dir: Path, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The complete environment for a command of plugin `name` living in `plugin_dir`."""
+    env = dict(os.environ if base is None else base)
+    doc = _settings(runtime, name, plugin_dir)
+    merged: dict[str, dict[str, str]] = doc["merged"]
+    exported: dict[str, str] | None = doc["exported"]
+    if exported is None:
+        from toolchain.config import layers
+
+        prefix = f"{module_name()}_CURRENT_PLUGIN".upper().replace("-", "_")
+        env[f"{prefix}_NAME"] = name  # templates may use them
+        env[f"{prefix}_DIR"] = str(plugin_dir)
+        rendered = layers.render(merged, env, plugin_dir / CONFIG_INI)
+        exported = layers.exported(rendered, module_name())
+    return envcache.compose(env, str(runtime.home), name, str(plugin_dir), merged, exported)
+
+
+def find_plugin_dir(start: Path) -> Path | None:
+    """The nearest directory at or above `start` holding a `config.ini`."""
+    for directory in (start, *start.parents):
+        if (directory / CONFIG_INI).is_file():
+            return directory
+    return None

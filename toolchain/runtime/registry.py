@@ -1,0 +1,110 @@
+"""The runtime tree: its creation, its lock, recovery after a crash, its installed plugins."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolchain.core.errors import InstallError, NotInstalled
+from toolchain.core.layout import CONFIG_INI, METADATA, VENV, Runtime
+
+log = logging.getLogger(__name__)
+
+
+INSTALL_RECORD = ".release/install.json"
+
+
+def ensure(runtime: Runtime) -> Runtime:
+    """Create the runtime tree on first use."""
+    for path in (
+        runtime.plugins,
+        runtime.overrides,
+        runtime.logs,
+        runtime.tmp,
+        runtime.cache,
+        runtime.venvs,
+    ):
+        path.mkdir(parents=True, exist_ok=True)
+    return runtime
+
+
+def entry_exists(runtime: Runtime, name: str) -> bool:
+    """Whether the runtime has an entry (directory or devlink) named `name`."""
+    path = runtime.plugin(name)
+    return path.exists() or path.is_symlink()
+
+
+def venv_of(plugin_dir: Path) -> Path | None:
+    """The virtualenv an installed plugin's `local` link points to (None for a devlink)."""
+    link = plugin_dir / VENV
+    if plugin_dir.is_symlink() or not link.is_symlink():
+        return None
+    return Path(os.readlink(link))
+
+
+@dataclass(frozen=True)
+class Installed:
+    """One runtime entry as `plugins.list` shows it."""
+
+    name: str
+    home: Path
+    version: str
+    release: str
+    dev_link: Path | None
+
+    def as_dict(self) -> dict[str, str | None]:
+        """The JSON form of this entry."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "release": self.release,
+            "home": str(self.home),
+            "dev_link": str(self.dev_link) if self.dev_link else None,
+        }
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a file written by the toolchain; InstallError when damaged."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InstallError(f"{path}: unreadable ({exc}); reinstall the plugin") from None
+    if not isinstance(doc, dict):
+        raise InstallError(f"{path}: not a JSON object; reinstall the plugin")
+    return doc
+
+
+def describe(runtime: Runtime, name: str) -> Installed:
+    """The installed plugin `name`; NotInstalled when there is none."""
+    home = runtime.plugin(name)
+    if not (home / CONFIG_INI).is_file():
+        raise NotInstalled(f"plugin {name!r} is not installed in {runtime.home}")
+    if home.is_symlink():
+        from toolchain.config import layers
+
+        general = layers.load(home / CONFIG_INI).general
+        return Installed(
+            name, home, general["_version"], general["_release"], Path(os.readlink(home))
+        )
+    meta = read_json(home / METADATA)
+    return Installed(name, home, str(meta.get("version")), str(meta.get("release")), None)
+
+
+def installed_names(runtime: Runtime) -> list[str]:
+    """Names of the plugins installed or devlinked in the runtime, sorted (no debris)."""
+    if not runtime.plugins.is_dir():
+        return []
+    return [
+        entry.name
+        for entry in sorted(runtime.plugins.iterdir())
+        if not entry.name.startswith(".") and (entry / CONFIG_INI).is_file()
+    ]
+
+
+def installed(runtime: Runtime) -> list[Installed]:
+    """Every plugin installed or devlinked in the runtime, by name."""
+    return [describe(runtime, name) for name in installed_names(runtime)]
