@@ -57,7 +57,8 @@ def install_main(argv: Sequence[str] | None = None) -> int:
     )
 
     def body(args: argparse.Namespace) -> None:
-        from toolchain.installer import install
+        from toolchain.core.layout import Runtime
+        from toolchain.installer import install, lock
 
         _logging()
         if args.devlink is not None:
@@ -65,26 +66,30 @@ def install_main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError(
                     "--devlink takes no FILE, --new-name, --upgrade, --repository nor --dry-run"
                 )
-            name = install.devlink(args.devlink, force=args.force)
+            with lock.locked(Runtime.current()) as rt:
+                name = install.devlink(rt, args.devlink, force=args.force)
             print(f"devlinked {name} -> {args.devlink.absolute()}")
             return
         if not args.files:
             raise UsageError("give at least one .plugin file (or --devlink DIR)")
         if args.dry_run:
-            actions = install.plan(
-                args.files, new_name=args.new_name, repository_dir=args.repository
-            )
+            with lock.locked(Runtime.current()) as rt:
+                actions = install.plan(
+                    rt, args.files, new_name=args.new_name, repository_dir=args.repository
+                )
             for action in actions:
                 print(f"would {action}")
             return
         strategy = install.Strategy
         chosen = strategy.FORCE if args.force else strategy.UPGRADE if args.upgrade else None
-        changes = install.install(
-            args.files,
-            strategy=chosen or strategy.DEFAULT,
-            new_name=args.new_name,
-            repository_dir=args.repository,
-        )
+        with lock.locked(Runtime.current()) as rt:
+            changes = install.install(
+                rt,
+                args.files,
+                strategy=chosen or strategy.DEFAULT,
+                new_name=args.new_name,
+                repository_dir=args.repository,
+            )
         for change in changes:
             print(change)
 
@@ -101,10 +106,12 @@ def uninstall_main(argv: Sequence[str] | None = None) -> int:
     )
 
     def body(args: argparse.Namespace) -> None:
-        from toolchain.installer import install
+        from toolchain.core.layout import Runtime
+        from toolchain.installer import install, lock
 
         _logging()
-        linked = install.uninstall(args.name, clean=args.clean, force=args.force)
+        with lock.locked(Runtime.current()) as rt:
+            linked = install.uninstall(rt, args.name, clean=args.clean, force=args.force)
         print(f"uninstalled {args.name}" + (" (link only)" if linked else ""))
 
     return execute(p, body, argv)
@@ -286,10 +293,12 @@ def rollback_main(argv: Sequence[str] | None = None) -> int:
     )
 
     def body(args: argparse.Namespace) -> None:
-        from toolchain.installer import rollback
+        from toolchain.core.layout import Runtime
+        from toolchain.installer import lock, rollback
 
         _logging()
-        change = rollback.rollback(args.name, force=args.force)
+        with lock.locked(Runtime.current()) as rt:
+            change = rollback.rollback(rt, args.name, force=args.force)
         was = f" from {change.previous}" if change.previous else ""
         print(f"rolled back {change.name}{was} to {change.version}-{change.release}")
 
@@ -309,10 +318,12 @@ def provision_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="print the decisions, change nothing")
 
     def body(args: argparse.Namespace) -> None:
-        from toolchain.installer import provision
+        from toolchain.core.layout import Runtime
+        from toolchain.installer import lock, provision
 
         _logging()
-        decisions = provision.provision(args.directory, dry_run=args.dry_run)
+        with lock.locked(Runtime.current()) as rt:
+            decisions = provision.provision(rt, args.directory, dry_run=args.dry_run)
         prefix = "would " if args.dry_run else ""
         for decision in decisions:
             print(f"{prefix if decision.changes else ''}{decision}")

@@ -10,6 +10,9 @@ staging entries and their virtualenvs and leaves the runtime as it was.
 The files given are resolved first (`repository.plan`): missing or too old dependencies
 come from a repository directory and are staged, before their requirers, in the same
 transaction. A replaced installed version is moved to the runtime's archive.
+
+Like every task function of the installer, these take the `Runtime` whose lock the caller
+holds (`lock.locked`): the command-line layer takes it once per command.
 """
 
 from __future__ import annotations
@@ -41,7 +44,6 @@ from toolchain.installer import (
     archive,
     hooks,
     journal,
-    lock,
     recovery,
     repository,
     resolve,
@@ -216,33 +218,29 @@ def _check_arguments(files: Sequence[Path], new_name: str | None) -> None:
 
 
 def plan(
+    rt: Runtime,
     files: Sequence[Path],
     *,
     new_name: str | None = None,
     repository_dir: Path | None = None,
-    runtime_: Runtime | None = None,
 ) -> list[resolve.Action]:
     """What `install` would do with these arguments, dependencies first (a dry run)."""
     _check_arguments(files, new_name)
-    rt = runtime_ or Runtime.current()
-    with lock.locked(rt):
-        return repository.plan(rt, files, repository_dir, new_name)
+    return repository.plan(rt, files, repository_dir, new_name)
 
 
 def install(
+    rt: Runtime,
     files: Sequence[Path],
     *,
     strategy: Strategy = Strategy.DEFAULT,
     new_name: str | None = None,
     repository_dir: Path | None = None,
-    runtime_: Runtime | None = None,
 ) -> list[Change]:
     """Install `.plugin` files and what they require, all or nothing; return what changed."""
     _check_arguments(files, new_name)
-    rt = runtime_ or Runtime.current()
-    with lock.locked(rt):
-        actions = repository.plan(rt, files, repository_dir, new_name)
-        return transaction(rt, _steps(actions, strategy, new_name))
+    actions = repository.plan(rt, files, repository_dir, new_name)
+    return transaction(rt, _steps(actions, strategy, new_name))
 
 
 def transaction(rt: Runtime, steps: Sequence[Step]) -> list[Change]:
@@ -276,56 +274,50 @@ def transaction(rt: Runtime, steps: Sequence[Step]) -> list[Change]:
     return changes
 
 
-def devlink(source_dir: Path, *, force: bool = False, runtime_: Runtime | None = None) -> str:
+def devlink(rt: Runtime, source_dir: Path, *, force: bool = False) -> str:
     """Install `source_dir` in development mode: the runtime entry links to it."""
     source = source_dir.absolute()
     cfg = layers.load(source / CONFIG_INI)
     name = cfg.name
-    rt = runtime_ or Runtime.current()
-    with lock.locked(rt):
-        target = rt.plugin(name)
-        if target.is_symlink() and Path(os.readlink(target)) == source:
-            hooks.finalize(rt, name)
-            return name
-        if registry.entry_exists(rt, name) and not force:
-            raise InstallError(
-                f"plugin {name} is already installed in {rt.home}: use --force to replace it "
-                f"with a link to {source}"
-            )
-        stage.check_overrides(rt, name)
-        tid = journal.new_id()
-        link = journal.staging_path(rt, name, tid)
-        try:
-            link.symlink_to(source, target_is_directory=True)
-            journal.commit(rt, tid, [journal.Move(name, link, journal.backup_path(rt, name, tid))])
-        except BaseException:
-            _abort(rt, tid)
-            raise
-        recovery.collect_venvs(rt)
+    target = rt.plugin(name)
+    if target.is_symlink() and Path(os.readlink(target)) == source:
         hooks.finalize(rt, name)
+        return name
+    if registry.entry_exists(rt, name) and not force:
+        raise InstallError(
+            f"plugin {name} is already installed in {rt.home}: use --force to replace it "
+            f"with a link to {source}"
+        )
+    stage.check_overrides(rt, name)
+    tid = journal.new_id()
+    link = journal.staging_path(rt, name, tid)
+    try:
+        link.symlink_to(source, target_is_directory=True)
+        journal.commit(rt, tid, [journal.Move(name, link, journal.backup_path(rt, name, tid))])
+    except BaseException:
+        _abort(rt, tid)
+        raise
+    recovery.collect_venvs(rt)
+    hooks.finalize(rt, name)
     return name
 
 
-def uninstall(
-    name: str, *, clean: bool = False, force: bool = False, runtime_: Runtime | None = None
-) -> bool:
+def uninstall(rt: Runtime, name: str, *, clean: bool = False, force: bool = False) -> bool:
     """Remove plugin `name` (only the link of a devlinked one); True if it was devlinked."""
-    rt = runtime_ or Runtime.current()
-    with lock.locked(rt):
-        if not registry.entry_exists(rt, name):
-            raise NotInstalled(f"plugin {name!r} is not installed in {rt.home}")
-        needed_by = [] if force else repository.requirers(rt, name)
-        if needed_by:
-            raise InstallError(
-                f"plugin {name} is required by {', '.join(needed_by)}; uninstall "
-                f"{'them' if len(needed_by) > 1 else 'it'} first, or use --force"
-            )
-        linked = rt.plugin(name).is_symlink()
-        hooks.before_uninstall(rt, name)
-        tid = journal.new_id()
-        journal.commit(rt, tid, [journal.Move(name, None, journal.backup_path(rt, name, tid))])
-        recovery.collect_venvs(rt)
-        plugin_env.drop_cache(rt, name)
-        if clean:
-            rt.override(name).unlink(missing_ok=True)
+    if not registry.entry_exists(rt, name):
+        raise NotInstalled(f"plugin {name!r} is not installed in {rt.home}")
+    needed_by = [] if force else repository.requirers(rt, name)
+    if needed_by:
+        raise InstallError(
+            f"plugin {name} is required by {', '.join(needed_by)}; uninstall "
+            f"{'them' if len(needed_by) > 1 else 'it'} first, or use --force"
+        )
+    linked = rt.plugin(name).is_symlink()
+    hooks.before_uninstall(rt, name)
+    tid = journal.new_id()
+    journal.commit(rt, tid, [journal.Move(name, None, journal.backup_path(rt, name, tid))])
+    recovery.collect_venvs(rt)
+    plugin_env.drop_cache(rt, name)
+    if clean:
+        rt.override(name).unlink(missing_ok=True)
     return linked

@@ -14,7 +14,7 @@ from enum import Enum
 from pathlib import Path
 
 from toolchain.core.layout import Runtime
-from toolchain.installer import install, lock, repository, resolve
+from toolchain.installer import install, repository, resolve
 from toolchain.runtime import registry
 
 
@@ -87,25 +87,21 @@ def _decide(rt: Runtime, directory: Path) -> tuple[list[Decision], list[resolve.
     return sorted(decisions, key=lambda d: d.name), actions, changed
 
 
-def provision(
-    directory: Path, *, dry_run: bool = False, runtime_: Runtime | None = None
-) -> list[Decision]:
+def provision(rt: Runtime, directory: Path, *, dry_run: bool = False) -> list[Decision]:
     """Install or replace what DIR holds differently from the runtime; return each decision."""
-    rt = runtime_ or Runtime.current()
-    with lock.locked(rt):
-        decisions, actions, changed = _decide(rt, directory)
-        if dry_run or not actions:
-            return decisions
-        steps = []
-        for action in actions:
-            source = action.candidate.source
-            assert source is not None
-            if action.candidate.name in changed:
-                strategy = install.Strategy.FORCE  # the content decides, not the version
-            elif action.previous is None:
-                strategy = install.Strategy.DEFAULT
-            else:
-                strategy = install.Strategy.UPGRADE
-            steps.append(install.Step(source, strategy))
-        install.transaction(rt, steps)
+    decisions, actions, changed = _decide(rt, directory)
+    if dry_run or not actions:
+        return decisions
+    steps = []
+    for action in actions:
+        source = action.candidate.source
+        assert source is not None
+        if action.candidate.name in changed:
+            strategy = install.Strategy.FORCE  # the content decides, not the version
+        elif action.previous is None:
+            strategy = install.Strategy.DEFAULT
+        else:
+            strategy = install.Strategy.UPGRADE
+        steps.append(install.Step(source, strategy))
+    install.transaction(rt, steps)
     return decisions

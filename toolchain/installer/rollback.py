@@ -16,7 +16,6 @@ from toolchain.installer import (
     hooks,
     install,
     journal,
-    lock,
     recovery,
     repository,
     resolve,
@@ -41,40 +40,35 @@ def _check_requirers(rt: Runtime, name: str, restored: resolve.Candidate) -> Non
         )
 
 
-def rollback(name: str, *, force: bool = False, runtime_: Runtime | None = None) -> install.Change:
+def rollback(rt: Runtime, name: str, *, force: bool = False) -> install.Change:
     """Replace the installed `name` with its newest archived version; return the change."""
-    rt = runtime_ or Runtime.current()
-    with lock.locked(rt):
-        kept = archive.versions(rt, name)
-        if not kept:
-            raise NotInstalled(
-                f"plugin {name}: no archived version in {rt.archive}; nothing to roll back to"
-            )
-        if rt.plugin(name).is_symlink():
-            raise InstallError(
-                f"plugin {name} is devlinked; uninstall the link before rolling back to "
-                f"{kept[0].label}"
-            )
-        newest = kept[0]
-        if not force:
-            _check_requirers(rt, name, repository.tree_candidate(newest.path, name))
-        stage.check_overrides(rt, name)
-        current = registry.describe(rt, name) if registry.entry_exists(rt, name) else None
-        tid = journal.new_id()
-        staged = journal.staging_path(rt, name, tid)
-        try:
-            shutil.copytree(newest.path, staged, symlinks=True)
-            journal.drop(staged / VENV)  # the archived link points at a dropped virtualenv
-            stage.prepare(rt, name, staged, tid)
-            # The cancelled version is not archived: a second rollback goes further back.
-            journal.commit(
-                rt, tid, [journal.Move(name, staged, journal.backup_path(rt, name, tid))]
-            )
-        except BaseException:
-            install.abort(rt, tid)
-            raise
-        journal.drop(newest.path)
-        recovery.collect_venvs(rt)
-        hooks.finalize(rt, name)
+    kept = archive.versions(rt, name)
+    if not kept:
+        raise NotInstalled(
+            f"plugin {name}: no archived version in {rt.archive}; nothing to roll back to"
+        )
+    if rt.plugin(name).is_symlink():
+        raise InstallError(
+            f"plugin {name} is devlinked; uninstall the link before rolling back to {kept[0].label}"
+        )
+    newest = kept[0]
+    if not force:
+        _check_requirers(rt, name, repository.tree_candidate(newest.path, name))
+    stage.check_overrides(rt, name)
+    current = registry.describe(rt, name) if registry.entry_exists(rt, name) else None
+    tid = journal.new_id()
+    staged = journal.staging_path(rt, name, tid)
+    try:
+        shutil.copytree(newest.path, staged, symlinks=True)
+        journal.drop(staged / VENV)  # the archived link points at a dropped virtualenv
+        stage.prepare(rt, name, staged, tid)
+        # The cancelled version is not archived: a second rollback goes further back.
+        journal.commit(rt, tid, [journal.Move(name, staged, journal.backup_path(rt, name, tid))])
+    except BaseException:
+        install.abort(rt, tid)
+        raise
+    journal.drop(newest.path)
+    recovery.collect_venvs(rt)
+    hooks.finalize(rt, name)
     was = f"{current.version}-{current.release}" if current else None
     return install.Change(name, newest.version, newest.release, was)
