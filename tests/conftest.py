@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.wheels import make_wheel
+from tests.support.wheels import make_wheel
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin_dirs import render_default, set_requirements
+from tests.support.plugin_dirs import render_default, set_requirements
 from toolchain.build import freeze
 from toolchain.cli.build import main as build_main
 from toolchain.core.layout import ALLOW_BINARY, VENV_STAMP, PluginDir

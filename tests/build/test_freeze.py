@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin_dirs import render_default, set_requirements
-from tests.wheels import make_wheel
+from tests.support.plugin_dirs import render_default, set_requirements
+from tests.support.wheels import make_wheel
 from toolchain.build import freeze
 from toolchain.cli.build import main as build_main
 from toolchain.core.errors import FreezeError

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cron_fixtures import install_fake_crontab
+from tests.support.cron_fixtures import install_fake_crontab
 from toolchain.core import settings
 from toolchain.core.errors import CronError
 from toolchain.running import crontab

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin_factory import write_tree
+from tests.support.plugin_factory import write_tree
 from toolchain.cli.wrapper import plugin_env_main, plugin_wrapper_main
 from toolchain.core.layout import Runtime
 from toolchain.runtime import plugin_env
 
 BIN = Path(sys.executable).parent
-CHECKOUT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 CONFIG = """\
 [general]

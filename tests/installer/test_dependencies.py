@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.plugin_factory import build_plugin, config_ini
+from tests.support.plugin_factory import build_plugin, config_ini
 from toolchain.cli.plugins import install_main, list_main, uninstall_main
 from toolchain.core.layout import Runtime
 

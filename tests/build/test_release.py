@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin_dirs import render_default, set_requirements
+from tests.support.plugin_dirs import render_default, set_requirements
 from toolchain.artifact import read, spec
 from toolchain.build import freeze, release, wheelhouse
 from toolchain.cli.build import main as build_main

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin_factory import build_plugin, write_tree
-from tests.test_dependencies import plugin, snapshot, versions
+from tests.installer.test_dependencies import plugin, snapshot, versions
+from tests.support.plugin_factory import build_plugin, write_tree
 from toolchain.artifact.spec import artifact_name
 from toolchain.cli.plugins import install_main, provision_main
 from toolchain.core.layout import Runtime

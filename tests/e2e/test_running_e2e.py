@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cron_fixtures import install_fake_crontab
-from tests.daemon_fixtures import limits_of, running_pids, wait_for
-from tests.plugin_dirs import render_default, tool_env
+from tests.support.cron_fixtures import install_fake_crontab
+from tests.support.daemon_fixtures import limits_of, running_pids, wait_for
+from tests.support.plugin_dirs import render_default, tool_env
 from toolchain.build import freeze, release
 from toolchain.cli.plugins import install_main, uninstall_main
 from toolchain.cli.services import reload_main

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin_dirs import render_default, set_requirements
-from tests.plugin_factory import write_tree
+from tests.support.plugin_dirs import render_default, set_requirements
+from tests.support.plugin_factory import write_tree
 from toolchain.build import constraints, freeze
 from toolchain.cli.build import main as build_main
 from toolchain.cli.plugins import install_main

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from tests.plugin_factory import build_plugin, write_tree
+from tests.support.plugin_factory import build_plugin, write_tree
 from toolchain.cli.plugins import (
     check_main,
     info_main,
@@ -313,7 +313,7 @@ def test_lock_timeout_is_an_error(
             ],
             capture_output=True,
             text=True,
-            cwd=Path(__file__).parent.parent,
+            cwd=Path(__file__).parents[2],
         )
     assert proc.returncode == 1
     assert proc.stderr.startswith("ERROR: ") and "lock" in proc.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin_factory import build_plugin
+from tests.support.plugin_factory import build_plugin
 from toolchain.artifact.extract import extract
 from toolchain.cli.plugins import check_main, install_main, list_main
 from toolchain.core.errors import ArtifactError

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin_dirs import render_default, set_requirements
+from tests.support.plugin_dirs import render_default, set_requirements
 from toolchain.build import freeze
 from toolchain.core.errors import ToolchainError
 from toolchain.core.layout import PluginDir

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_fixtures import FAKE_WRAPPER, SERVICE, limits_of, running_pids, wait_for
+from tests.support.daemon_fixtures import FAKE_WRAPPER, SERVICE, limits_of, running_pids, wait_for
 from toolchain.config import schema
 from toolchain.core.errors import ConfigError
 from toolchain.running import daemons, max_age, programs, supervisor
@@ -275,7 +275,7 @@ def test_autorestart_of_a_devlinked_plugin(home: Path, tmp_path: Path) -> None:
 def test_bad_daemon_section_fails_the_release(
     tmp_path: Path, old: str, new: str, message: str
 ) -> None:
-    from tests.plugin_dirs import render_default
+    from tests.support.plugin_dirs import render_default
     from toolchain.build import release
     from toolchain.core.layout import PluginDir
 

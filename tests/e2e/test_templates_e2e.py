@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_fixtures import wait_for
-from tests.plugin_dirs import tool_env
+from tests.support.daemon_fixtures import wait_for
+from tests.support.plugin_dirs import tool_env
 from toolchain.artifact import spec
 from toolchain.build import template
 

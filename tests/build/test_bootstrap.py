@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin_dirs import tool_env
+from tests.support.plugin_dirs import tool_env
 from toolchain.build import template
 from toolchain.cli.bootstrap import main
 from toolchain.core.layout import makefile_plugin, templates_dir

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin_factory import build_plugin
+from tests.support.plugin_factory import build_plugin
 
 BIN = Path(sys.executable).parent
 

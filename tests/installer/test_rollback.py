@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin_factory import build_plugin
-from tests.test_dependencies import plugin, snapshot, versions
+from tests.installer.test_dependencies import plugin, snapshot, versions
+from tests.support.plugin_factory import build_plugin
 from toolchain.cli.plugins import check_main, install_main, rollback_main
 from toolchain.core import settings
 from toolchain.core.errors import ToolchainError

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugin_dirs import render_default, set_requirements, tool_env
+from tests.support.plugin_dirs import render_default, set_requirements, tool_env
 from toolchain.artifact import spec
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cron_fixtures import install_fake_crontab
+from tests.support.cron_fixtures import install_fake_crontab
 from toolchain.core.errors import CronError
 from toolchain.running import crontab, programs, services
 
@@ -121,7 +121,7 @@ def test_start_status_stop_commands(home: Path, capsys: pytest.CaptureFixture[st
     import json
     import sys
 
-    from tests.daemon_fixtures import SERVICE, running_pids, wait_for
+    from tests.support.daemon_fixtures import SERVICE, running_pids, wait_for
     from toolchain.cli.services import start_main, status_main, stop_main
     from toolchain.running import supervisor
 

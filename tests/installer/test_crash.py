@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.plugin_factory import build_plugin
+from tests.support.plugin_factory import build_plugin
 from toolchain.cli.plugins import check_main, install_main, list_main, uninstall_main
 from toolchain.core import settings
 from toolchain.core.layout import METADATA, Runtime
