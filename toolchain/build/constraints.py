@@ -1,4 +1,4 @@
-"""Freezing a plugin that requires other plugins: their pins are constraints (SPEC 4).
+"""Freezing a plugin that requires other plugins: their pins are constraints.
 
 The required plugins (`_requires`, followed transitively) are looked up in the runtime,
 installed or devlinked; the pins of each one's `requirements3.txt`, without hashes,

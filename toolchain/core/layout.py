@@ -88,7 +88,7 @@ def provisioning_dir() -> Path | None:
 
 @dataclass(frozen=True)
 class Runtime:
-    """Paths of the runtime tree (SPEC 2)."""
+    """Paths of the runtime tree."""
 
     home: Path
 

@@ -1,4 +1,4 @@
-"""Plugin naming rules (SPEC 3)."""
+"""Plugin naming rules."""
 
 from __future__ import annotations
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from toolchain.core.errors import CronError
 
-# Commands run by a cron job get this many seconds unless `$PLUGIN_CRON_TIMEOUT` says.
 _SPECIAL = {"@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight"}
 _SPECIAL |= {"@hourly"}
 _FIELD = re.compile(r"^[0-9A-Za-z*/,\-]+$")

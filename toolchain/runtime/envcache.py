@@ -25,7 +25,7 @@ _TRUE = {"1", "true", "yes", "on"}
 
 
 def config_files(home: str, name: str, plugin_dir: str) -> list[str]:
-    """The configuration layers of a plugin, lowest first (SPEC 3 merge order)."""
+    """The configuration layers of a plugin, lowest first: plugin, runtime, provisioning."""
     files = [
         os.path.join(plugin_dir, CONFIG_INI),
         os.path.join(home, "config", "plugins", f"{name}.ini"),
@@ -114,7 +114,7 @@ def compose(
     merged: Mapping[str, Mapping[str, str]],
     exported: Mapping[str, str],
 ) -> dict[str, str]:
-    """The complete environment of a command of plugin `name` (SPEC 8)."""
+    """The complete environment of a command of plugin `name`."""
     env = dict(base)
     prefix = f"{settings.module_name()}_CURRENT_PLUGIN".upper().replace("-", "_")
     env[f"{prefix}_NAME"] = name

@@ -1,4 +1,4 @@
-"""The plugin env (SPEC 8): the variables a plugin's commands run with, and their cache.
+"""The plugin env: the variables a plugin's commands run with, and their cache.
 
 `plugin_wrapper` runs from cron, so the merged configuration is cached as JSON in the
 runtime's cache directory, keyed by the identity (inode, mtime, size) of every config
@@ -21,7 +21,7 @@ from toolchain.runtime import envcache
 
 
 def config_files(runtime: Runtime, name: str, plugin_dir: Path) -> list[Path]:
-    """The configuration layers of a plugin, lowest first (SPEC 3 merge order)."""
+    """The configuration layers of a plugin, lowest first: plugin, runtime, provisioning."""
     return [Path(f) for f in envcache.config_files(str(runtime.home), name, str(plugin_dir))]
 
 
