@@ -87,10 +87,9 @@ def test_chain_and_two_requirers_resolve_from_a_repository(
     assert versions(capsys) == {"core": "2.5", "mid": "1.0", "top": "1.0"}
 
 
-def test_upgrade_of_a_too_old_dependency_refusals_and_uninstall(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    rt = Runtime.current()
+@pytest.fixture
+def upgraded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]:
+    """core 1.0 installed, then app (core>=1.5) from a repository offering core 1.5 and 2.0."""
     repo = tmp_path / "repo"
     assert install_main([str(plugin(tmp_path, "core", "1.0"))]) == 0
     plugin(repo, "core", "1.5")
@@ -98,13 +97,25 @@ def test_upgrade_of_a_too_old_dependency_refusals_and_uninstall(
     app = plugin(tmp_path, "app", "1.0", "core>=1.5")
     capsys.readouterr()
     assert install_main(["--repository", str(repo), str(app)]) == 0
+    return repo, app
+
+
+def test_a_too_old_dependency_is_upgraded_to_the_newest(
+    upgraded: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert capsys.readouterr().out.splitlines() == [
         "replaced core 1.0-1 with 2.0-1",
         "installed app 1.0-1",
     ]
     assert versions(capsys) == {"app": "1.0", "core": "2.0"}
-    before = snapshot(rt)
 
+
+def test_every_dependency_problem_is_listed_and_nothing_changes(
+    upgraded: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo, _app = upgraded
+    rt = Runtime.current()
+    before = snapshot(rt)
     # a downgrade, a cycle, a missing plugin deep in a chain and an unsatisfiable
     # requirement: one error lists them all, and nothing changes
     plugin(repo, "loop", "1.0", "knot")
@@ -124,7 +135,13 @@ def test_upgrade_of_a_too_old_dependency_refusals_and_uninstall(
     assert "dependency cycle knot -> loop -> knot" in err
     assert snapshot(rt) == before
 
-    # uninstalling a required plugin is refused, naming its requirers, unless --force
+
+def test_uninstalling_a_required_plugin_is_refused_unless_forced(
+    upgraded: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo, app = upgraded
+    rt = Runtime.current()
+    before = snapshot(rt)
     assert uninstall_main(["core"]) == 1
     assert "plugin core is required by app 1.0-1 (core>=1.5)" in capsys.readouterr().err
     assert snapshot(rt) == before

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -45,47 +46,71 @@ def env_of(rt: Runtime, name: str) -> dict[str, str]:
     return plugin_env.variables(rt, name, rt.plugin(name))
 
 
-def test_install_strategies_and_upgrade_keeps_overrides(
+@dataclass
+class Versions:
+    """hello 1.0-1 installed (alpha 1.0 in its venv, an override set), and other files of it."""
+
+    v1_again: Path
+    older: Path
+    newer_release: Path
+    override: Path
+
+
+@pytest.fixture
+def hello_v1(
     tmp_path: Path, rt: Runtime, wheels: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+) -> Versions:
     v1 = build_plugin(tmp_path, "hello", "1.0", wheels=[wheels / "alpha-1.0-py3-none-any.whl"])
-    v1_again = build_plugin(tmp_path / "again", "hello", "1.0")
-    older = build_plugin(tmp_path, "hello", "0.9")
-    newer_release = build_plugin(
-        tmp_path, "hello", "1.0", "2", wheels=[wheels / "alpha-2.0-py3-none-any.whl"]
+    files = Versions(
+        v1_again=build_plugin(tmp_path / "again", "hello", "1.0"),
+        older=build_plugin(tmp_path, "hello", "0.9"),
+        newer_release=build_plugin(
+            tmp_path, "hello", "1.0", "2", wheels=[wheels / "alpha-2.0-py3-none-any.whl"]
+        ),
+        override=rt.override("hello"),
     )
     assert install_main([str(v1)]) == 0
     assert "installed hello 1.0-1" in capsys.readouterr().out
     assert (rt.tmp / "hello" / "postinstall.done").read_text().startswith("hello")
     assert listed(capsys)["hello"]["version"] == "1.0"
-    override = rt.override("hello")
-    assert "# greeting = hello" in override.read_text()
-    override.write_text("[custom]\ngreeting = bonjour\n")
+    assert "# greeting = hello" in files.override.read_text()
+    files.override.write_text("[custom]\ngreeting = bonjour\n")
     assert env_of(rt, "hello")["PLUGINS_CURRENT_PLUGIN_CUSTOM_GREETING"] == "bonjour"
+    return files
 
+
+def test_an_installed_name_is_refused_without_upgrade_or_force(
+    hello_v1: Versions, capsys: pytest.CaptureFixture[str]
+) -> None:
     # default: an installed name is refused, whatever the version
-    for file in (v1_again, newer_release):
+    for file in (hello_v1.v1_again, hello_v1.newer_release):
         assert install_main([str(file)]) == 1
         assert "already installed" in capsys.readouterr().err
     # --upgrade: the same or an older version is refused
-    for file in (v1_again, older):
+    for file in (hello_v1.v1_again, hello_v1.older):
         assert install_main(["--upgrade", str(file)]) == 1
         assert "is not newer" in capsys.readouterr().err
     assert listed(capsys)["hello"]["release"] == "1"
 
-    # --upgrade with a newer release replaces it and keeps the override file
-    assert install_main(["--upgrade", str(newer_release)]) == 0
+
+def test_upgrade_to_a_newer_release_keeps_the_override_file(
+    hello_v1: Versions, rt: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert install_main(["--upgrade", str(hello_v1.newer_release)]) == 0
     assert "replaced hello 1.0-1 with 1.0-2" in capsys.readouterr().out
     assert listed(capsys)["hello"]["release"] == "2"
-    assert override.read_text() == "[custom]\ngreeting = bonjour\n"
+    assert hello_v1.override.read_text() == "[custom]\ngreeting = bonjour\n"
     assert env_of(rt, "hello")["PLUGINS_CURRENT_PLUGIN_CUSTOM_GREETING"] == "bonjour"
     out = subprocess.run(
         [str(rt.plugin("hello") / "local" / "bin" / "alpha")], capture_output=True, text=True
     )
     assert out.stdout.strip() == "alpha 2.0"
 
-    # --force always replaces, even with an older version
-    assert install_main(["--force", str(older)]) == 0
+
+def test_force_replaces_even_with_an_older_version(
+    hello_v1: Versions, rt: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert install_main(["--force", str(hello_v1.older)]) == 0
     assert listed(capsys)["hello"]["version"] == "0.9"
     assert not (rt.plugin("hello") / "local" / "bin" / "alpha").exists()
     assert debris(rt) == []
@@ -93,14 +118,22 @@ def test_install_strategies_and_upgrade_keeps_overrides(
     assert check_main(["hello"]) == 0
 
 
-def test_new_name_and_repackage_round_trip(
-    tmp_path: Path, rt: Runtime, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def renamed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """hello installed, and the same file a second time as hello2; the file."""
     original = build_plugin(
         tmp_path, "hello", "1.0", custom={"greeting": "hello", "greeting[DEV]": "hi"}
     )
     assert install_main([str(original)]) == 0
     assert install_main(["--new-name", "hello2", str(original)]) == 0
+    capsys.readouterr()
+    return original
+
+
+def test_new_name_installs_the_same_file_a_second_time(
+    renamed: Path, rt: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    original = renamed
     assert install_main(["--new-name", "plugin_bad", str(original)]) == 1
     assert "invalid plugin name" in capsys.readouterr().err
     assert set(listed(capsys)) == {"hello", "hello2"}
@@ -117,7 +150,10 @@ def test_new_name_and_repackage_round_trip(
     assert doc["metadata"]["original_name"] == "hello"
     assert doc["installed"]["installed_from"] == str(original)
 
-    # repackage: the installed name and the effective configuration travel
+
+def test_repackage_carries_the_installed_name_and_the_effective_configuration(
+    renamed: Path, tmp_path: Path, rt: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
     rt.override("hello2").write_text("[custom]\ngreeting = salut\n")
     out_dir = tmp_path / "out"
     out_dir.mkdir()
