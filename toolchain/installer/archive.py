@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 def slot(rt: Runtime, name: str, tid: str) -> Path | None:
     """Where transaction `tid` archives the installed `name`; None when nothing is kept."""
     current = rt.plugin(name)
-    if archive_keep() == 0 or current.is_symlink() or not (current / METADATA).is_file():
+    devlinked = registry.entry_kind(rt, name) is registry.EntryKind.DEVLINK
+    if archive_keep() == 0 or devlinked or not (current / METADATA).is_file():
         return None  # nothing installed, a devlink, or a broken entry
     return rt.archive / name / f"{time.time_ns():020d}-{tid}"
 

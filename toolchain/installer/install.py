@@ -312,7 +312,7 @@ def uninstall(rt: Runtime, name: str, *, clean: bool = False, force: bool = Fals
             f"plugin {name} is required by {', '.join(needed_by)}; uninstall "
             f"{'them' if len(needed_by) > 1 else 'it'} first, or use --force"
         )
-    linked = rt.plugin(name).is_symlink()
+    linked = registry.entry_kind(rt, name) is registry.EntryKind.DEVLINK
     hooks.before_uninstall(rt, name)
     tid = journal.new_id()
     journal.commit(rt, tid, [journal.Move(name, None, journal.backup_path(rt, name, tid))])

@@ -75,9 +75,10 @@ def installed(rt: Runtime) -> tuple[dict[str, Candidate], set[str]]:
     names = sorted(p.name for p in rt.plugins.iterdir()) if rt.plugins.is_dir() else []
     for name in names:
         home = rt.plugin(name)
-        if name.startswith("."):
+        kind = registry.entry_kind(rt, name)
+        if kind is registry.EntryKind.DEBRIS:
             continue
-        if home.is_symlink():
+        if kind is registry.EntryKind.DEVLINK:
             linked.add(name)
         try:  # a damaged entry must not block the commands that replace or remove it
             entry = registry.describe(rt, name)

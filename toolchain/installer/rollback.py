@@ -47,7 +47,7 @@ def rollback(rt: Runtime, name: str, *, force: bool = False) -> install.Change:
         raise NotInstalled(
             f"plugin {name}: no archived version in {rt.archive}; nothing to roll back to"
         )
-    if rt.plugin(name).is_symlink():
+    if registry.entry_kind(rt, name) is registry.EntryKind.DEVLINK:
         raise InstallError(
             f"plugin {name} is devlinked; uninstall the link before rolling back to {kept[0].label}"
         )

@@ -34,7 +34,7 @@ def installed(home: Path) -> list[str]:
 
 def is_devlinked(home: Path, name: str) -> bool:
     """Whether the runtime entry of `name` links to a source directory."""
-    return Runtime(home).plugin(name).is_symlink()
+    return registry.entry_kind(Runtime(home), name) is registry.EntryKind.DEVLINK
 
 
 def environment(home: Path, name: str) -> dict[str, str]:

@@ -1,4 +1,6 @@
-"""The runtime tree: its creation, its lock, recovery after a crash, its installed plugins."""
+"""The runtime's entries as every side reads them: what each is, its description, the
+installed names, the virtualenv an entry uses. Nothing here changes an entry.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +17,25 @@ from toolchain.core.layout import CONFIG_INI, METADATA, VENV, Runtime
 
 log = logging.getLogger(__name__)
 
-
 INSTALL_RECORD = ".release/install.json"
+
+
+class EntryKind(Enum):
+    """What an entry of the runtime's `plugins/` directory is."""
+
+    INSTALLED = "installed"  # unpacked from a .plugin file, with a virtualenv of its own
+    DEVLINK = "devlink"  # a link to a plugin's source directory (development mode)
+    DEBRIS = "debris"  # left by an interrupted command (staging, backup, journal)
+
+
+def entry_kind(runtime: Runtime, name: str) -> EntryKind | None:
+    """What the entry `name` is; None when there is none."""
+    path = runtime.plugin(name)
+    if name.startswith("."):
+        return EntryKind.DEBRIS
+    if path.is_symlink():
+        return EntryKind.DEVLINK
+    return EntryKind.INSTALLED if path.exists() else None
 
 
 def ensure(runtime: Runtime) -> Runtime:
@@ -83,7 +103,7 @@ def describe(runtime: Runtime, name: str) -> Installed:
     home = runtime.plugin(name)
     if not (home / CONFIG_INI).is_file():
         raise NotInstalled(f"plugin {name!r} is not installed in {runtime.home}")
-    if home.is_symlink():
+    if entry_kind(runtime, name) is EntryKind.DEVLINK:
         from toolchain.config import layers
 
         general = layers.load(home / CONFIG_INI).general
