@@ -362,6 +362,11 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert install_main([]) == 2
     assert install_main(["--devlink", str(tmp_path), "x.plugin"]) == 2
     assert install_main(["--new-name", "a", "x.plugin", "y.plugin"]) == 2
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "config.ini").write_text("[general]\nname = bad\n")
+    assert install_main(["--devlink", str(tmp_path / "bad")]) == 1
+    assert "_version" in capsys.readouterr().err
+    assert not Runtime.current().home.exists()  # refused before the runtime is touched
     with pytest.raises(SystemExit) as exc:
         install_main(["--upgrade", "--force", "x.plugin"])
     assert exc.value.code == 2

@@ -1,14 +1,14 @@
-"""The `.plugin` file format: a reproducible gzip tar with metadata and a manifest first.
+"""What the writer and the readers of `.plugin` files agree on: names, tags, constants and
+canonical JSON.
 
-Layout inside the archive, under one top directory named after the plugin::
+The layout inside the archive, under one top directory named after the plugin::
 
     NAME/.release/metadata.json   name, version, ..., python tag, platform, size
     NAME/.release/manifest.json   path, size, mode, sha256 of every file; symlinks
     NAME/.release/wheelhouse/*.whl
     NAME/...                      the plugin files kept by .releaseignore
 
-Metadata and manifest come first so that readers need not decompress the rest. This
-module holds what both sides agree on: names, tags, constants and canonical JSON.
+Metadata and manifest come first so that readers need not decompress the rest.
 """
 
 from __future__ import annotations

@@ -66,12 +66,14 @@ def install_main(argv: Sequence[str] | None = None) -> int:
                 raise UsageError(
                     "--devlink takes no FILE, --new-name, --upgrade, --repository nor --dry-run"
                 )
+            cfg = install.source_config(args.devlink)
             with lock.locked(Runtime.current()) as rt:
-                name = install.devlink(rt, args.devlink, force=args.force)
+                name = install.devlink(rt, cfg, force=args.force)
             print(f"devlinked {name} -> {args.devlink.absolute()}")
             return
         if not args.files:
             raise UsageError("give at least one .plugin file (or --devlink DIR)")
+        install.check_arguments(args.files, args.new_name)
         if args.dry_run:
             with lock.locked(Runtime.current()) as rt:
                 actions = install.plan(
@@ -80,13 +82,13 @@ def install_main(argv: Sequence[str] | None = None) -> int:
             for action in actions:
                 print(f"would {action}")
             return
-        strategy = install.Strategy
-        chosen = strategy.FORCE if args.force else strategy.UPGRADE if args.upgrade else None
+        Strategy = install.Strategy
+        chosen = Strategy.FORCE if args.force else Strategy.UPGRADE if args.upgrade else None
         with lock.locked(Runtime.current()) as rt:
             changes = install.install(
                 rt,
                 args.files,
-                strategy=chosen or strategy.DEFAULT,
+                strategy=chosen or Strategy.DEFAULT,
                 new_name=args.new_name,
                 repository_dir=args.repository,
             )

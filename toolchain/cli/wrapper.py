@@ -1,7 +1,8 @@
 """`plugin_wrapper` and `plugin_env`: run a command, or a shell, in a plugin's env.
 
 Cron runs `plugin_wrapper` often: this module imports only what computing the env from
-its cache needs; configparser and jinja2 are loaded by `toolchain.plugin_env` on a miss.
+its cache needs; configparser and jinja2 are loaded by `toolchain.runtime.plugin_env` on a
+miss.
 """
 
 from __future__ import annotations

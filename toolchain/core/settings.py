@@ -2,8 +2,8 @@
 
 Each reader looks at the environment when called (tests and the process manager change
 it), returns plain strings or numbers, and raises `ToolchainError` naming the variable
-for a value it cannot take. Only `os` is imported: `plugin_wrapper`'s fast path, which
-cron starts often, reads its settings through this module too.
+for a value it cannot take. Only `os` and the toolchain's errors are imported:
+`plugin_wrapper`'s fast path, which cron starts often, reads its settings here too.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ BACKENDS = ("pip", "uv")
 DEFAULT_LOCK_TIMEOUT = 300.0
 DEFAULT_CRON_TIMEOUT = 3600
 DEFAULT_ARCHIVE_KEEP = 2
-_TRUE = ("1", "true", "yes", "on")
+_YES = ("1", "true", "yes")
 
 
 def runtime_home() -> str:
@@ -108,7 +108,7 @@ def archive_keep() -> int:
 
 def install_crontab() -> bool:
     """Whether the runtime's cron blocks go into the user's crontab (`$PLUGIN_INSTALL_CRONTAB`)."""
-    return os.environ.get(INSTALL_CRONTAB, "").strip().lower() in _TRUE[:3]
+    return os.environ.get(INSTALL_CRONTAB, "").strip().lower() in _YES
 
 
 def failpoint() -> str | None:

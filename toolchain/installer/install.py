@@ -199,9 +199,7 @@ def _steps(
     for action in actions:
         source = action.candidate.source
         assert source is not None  # the resolver installs only candidates from files
-        if (
-            action.kind is resolve.ActionKind.UPGRADE
-        ):  # a dependency too old: replaced by a newer one
+        if action.kind is resolve.ActionKind.UPGRADE:  # too old for a requirer: a newer one
             steps.append(Step(source, Strategy.UPGRADE))
         elif action.reasons:  # a missing dependency
             steps.append(Step(source, Strategy.DEFAULT))
@@ -210,7 +208,8 @@ def _steps(
     return steps
 
 
-def _check_arguments(files: Sequence[Path], new_name: str | None) -> None:
+def check_arguments(files: Sequence[Path], new_name: str | None = None) -> None:
+    """Refuse arguments no install can take (UsageError), before the runtime is touched."""
     if not files:
         raise UsageError("no .plugin file given")
     if new_name is not None and len(files) != 1:
@@ -225,7 +224,7 @@ def plan(
     repository_dir: Path | None = None,
 ) -> list[resolve.Action]:
     """What `install` would do with these arguments, dependencies first (a dry run)."""
-    _check_arguments(files, new_name)
+    check_arguments(files, new_name)
     return repository.plan(rt, files, repository_dir, new_name)
 
 
@@ -238,7 +237,12 @@ def install(
     repository_dir: Path | None = None,
 ) -> list[Change]:
     """Install `.plugin` files and what they require, all or nothing; return what changed."""
-    _check_arguments(files, new_name)
+    check_arguments(files, new_name)
+    try:
+        strategy = Strategy(strategy)
+    except ValueError:
+        choices = ", ".join(s.value for s in Strategy)
+        raise UsageError(f"unknown strategy {strategy!r}: use one of {choices}") from None
     actions = repository.plan(rt, files, repository_dir, new_name)
     return transaction(rt, _steps(actions, strategy, new_name))
 
@@ -274,10 +278,14 @@ def transaction(rt: Runtime, steps: Sequence[Step]) -> list[Change]:
     return changes
 
 
-def devlink(rt: Runtime, source_dir: Path, *, force: bool = False) -> str:
-    """Install `source_dir` in development mode: the runtime entry links to it."""
-    source = source_dir.absolute()
-    cfg = layers.load(source / CONFIG_INI)
+def source_config(source_dir: Path) -> layers.PluginConfig:
+    """The validated `config.ini` of a plugin source directory, before the runtime is touched."""
+    return layers.load(source_dir.absolute() / CONFIG_INI)
+
+
+def devlink(rt: Runtime, cfg: layers.PluginConfig, *, force: bool = False) -> str:
+    """Install the source directory of `cfg` in development mode: the entry links to it."""
+    source = cfg.path.parent
     name = cfg.name
     target = rt.plugin(name)
     if target.is_symlink() and Path(os.readlink(target)) == source:

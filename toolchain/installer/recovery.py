@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from toolchain.core.layout import Runtime
-from toolchain.installer import hooks, journal
+from toolchain.installer import journal
 from toolchain.runtime.registry import entry_exists, venv_of
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,8 @@ def recover(runtime: Runtime) -> None:
     finished = journal.recover(runtime)
     collect_venvs(runtime)
     if finished:
+        from toolchain.installer import hooks  # config and the running side: only then
+
         for name in finished:
             if entry_exists(runtime, name):
                 hooks.finalize(runtime, name)

@@ -1,7 +1,7 @@
 """A plugin tree in staging made ready to swap in: checked, renamed, its venv built, set up.
 
 Every function here works on a staged directory beside its target; nothing here touches
-an installed plugin (the swap does that, in `install`).
+an installed plugin (`journal.commit` does that).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One backend object builds environments and freezes: pip (default) or uv.
 
 `current()` picks it once from `$PLUGIN_BACKEND`; callers then only talk to the
-`Backend` protocol, as pypa/build's `env.py` does with its installers. Both are run as
+`Backend` protocol. Both are run as
 subprocesses, never imported, and give the same pins and the same installed files
 (bytecode included). The pip backend creates virtualenvs with virtualenv (pip inside),
 installs with pip and freezes with pip-tools; the uv backend (`pip install

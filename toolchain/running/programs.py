@@ -28,7 +28,6 @@ LOG_MAX_BYTES = "10MB"
 LOG_BACKUPS = 5
 # AF_UNIX paths are limited to 108 bytes, NUL included.
 _SOCKET_MAX = 100
-# Variables of the caller that the daemons' plugin env depends on.
 
 
 def config_dir(home: Path) -> Path:

@@ -1,10 +1,11 @@
 """The plugin env cache, read on `plugin_wrapper`'s fast path with plain strings.
 
 Cron starts `plugin_wrapper` often, and with a warm cache its cost is Python's start-up
-plus what it imports: this module imports only `os` and the built-in `marshal`, no
-pathlib, dataclasses, argparse, typing, nor json (which pulls in `re`). The cache is the
-JSON file `toolchain.plugin_env` writes, plus a marshal copy of it for this fast path;
-both use the same key, and the environment is composed by the same function.
+plus what it imports: this module imports only `os`, the built-in `marshal` and
+`core.settings` (`os` and the errors), no pathlib, dataclasses, argparse, typing, nor json
+(which pulls in `re`). The cache is the JSON file `toolchain.runtime.plugin_env` writes,
+plus a marshal copy of it for this fast path; both use the same key, and the environment
+is composed by the same function.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 CACHE_FORMAT = 1
-CONFIG_INI = "config.ini"  # toolchain.layout's names, which this module must not import
+CONFIG_INI = "config.ini"  # toolchain.core.layout's names, which this module must not import
 VENV = "local"
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -127,7 +128,7 @@ def compose(
         python_path.insert(0, plugin_dir)
     path = [os.path.join(plugin_dir, "bin"), os.path.join(plugin_dir, "local", "bin")]
     node_modules = os.path.join(plugin_dir, "local", "node_modules")
-    if os.path.isdir(node_modules):  # a plugin with Node.js dependencies (toolchain.node)
+    if os.path.isdir(node_modules):  # a plugin with Node.js dependencies (toolchain.localenv.node)
         path.append(os.path.join(node_modules, ".bin"))
         _prepend(env, "NODE_PATH", [node_modules])
     _prepend(env, "PATH", path)

@@ -3,8 +3,8 @@
 Listing is the operator's most frequent command and most of its cost would be imports
 (pathlib, dataclasses, logging, filelock). In the common case -- nothing left to
 recover, no devlinked plugin, no writer holding the runtime lock -- the rows are read
-here under the shared lock that `toolchain.runtime.reading` takes; in any other case
-this returns None and the full path (`runtime.reading`, `runtime.installed`) runs.
+here under the shared lock that `toolchain.installer.lock.reading` takes; in any other
+case this returns None and the full path (`lock.reading`, `registry.installed`) runs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 
 from toolchain.core.settings import runtime_home
 
-CONFIG_INI = "config.ini"  # toolchain.layout's names, which this module must not import
+CONFIG_INI = "config.ini"  # toolchain.core.layout's names, which this module must not import
 METADATA = os.path.join(".release", "metadata.json")
 VENV = "local"
 

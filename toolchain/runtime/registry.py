@@ -5,7 +5,6 @@ installed names, the virtualenv an entry uses. Nothing here changes an entry.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import dataclass
 from enum import Enum
@@ -14,8 +13,6 @@ from typing import Any
 
 from toolchain.core.errors import InstallError, NotInstalled
 from toolchain.core.layout import CONFIG_INI, METADATA, VENV, Runtime
-
-log = logging.getLogger(__name__)
 
 INSTALL_RECORD = ".release/install.json"
 
