@@ -66,8 +66,8 @@ def test_valid_config_defaults(tmp_path: Path) -> None:
             "[extra_daemon_web] numprocesses: -1 is below the minimum 1",
         ),
         (VALID + "[extra_daemon_web]\n_cmd_and_args = run\nspeed = 2\n", "unknown key 'speed'"),
-        ("[general\nname = x\n", "not a valid ini file"),
-        (VALID + "name = twice\n", "not a valid ini file"),
+        ("[general\nname = x\n", "line 1: '[general' is not a [section] header"),
+        (VALID + "name = twice\n", "line 4: [general] name is set twice"),
     ],
 )
 def test_invalid_config_message(tmp_path: Path, text: str, expected: str) -> None:
@@ -110,3 +110,42 @@ def test_jinja_values_and_export() -> None:
 
 def test_requires_parsing() -> None:
     assert schema.parse_requires("other>=1.2,<2, third") == [("other", "<2,>=1.2"), ("third", "")]
+
+
+GOOD = "[general]\nname = hello\n_version = 1.0\n\n[custom]\nx = 1\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"", "missing section [general]: add it"),
+        (GOOD.replace("[general]", "[General]").encode(), "there is [General]: section names"),
+        (b"\xef\xbb\xbf" + GOOD.encode(), "line 1: starts with a UTF-8 byte order mark"),
+        (GOOD.replace("x = 1", "x = \0").encode(), "line 6: holds a NUL byte"),
+        (GOOD.replace("x = 1", "x = caf\xe9").encode("latin-1"), "line 6: not UTF-8 text"),
+        (GOOD.replace("x = 1", "oops").encode(), "line 6: 'oops\\n' is neither a [section]"),
+        (b"name = x\n" + GOOD.encode(), "line 1: 'name = x' stands before any [section]"),
+        (GOOD.replace("x = 1", "x = 1\nx = 2").encode(), "line 7: [custom] x is set twice"),
+        (GOOD.encode() + b"[custom]\n", "line 7: section [custom] appears twice"),
+        (GOOD.replace("= hello", "= -h").encode(), "[general] name: invalid plugin name '-h'"),
+        (
+            GOOD.replace("1.0", "1" * 1_000_000).encode(),
+            "[general] _version: '111111111111111111111111111111111111111111111111111111111111"
+            "... (1000000 characters)' is too long",
+        ),
+        (GOOD.replace("1.0", "{{ -1 }}").encode(), "[general] _version: the plugin's metadata"),
+        (GOOD.replace("= hello", "= {{ x }}").encode(), "[general] name: the plugin's metadata"),
+        (GOOD.replace("1.0\n", "1.0\n_release = " + "9" * 5000 + "\n"), "_release: '999"),
+    ],
+)
+def test_broken_config_is_one_line_naming_file_line_section_or_key(
+    tmp_path: Path, data: bytes | str, expected: str
+) -> None:
+    path = tmp_path / "config.ini"
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    with pytest.raises(ConfigError) as exc:
+        layers.load(path)
+    message = str(exc.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert expected in message, message
+    assert len(message) < 400

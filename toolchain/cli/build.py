@@ -75,6 +75,15 @@ def _release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _artifact_name(args: argparse.Namespace) -> int:
+    from toolchain.artifact import spec
+    from toolchain.config import layers
+
+    cfg = layers.load(_plugin(args).config)  # validated: name, PEP 440 version, release
+    print(spec.artifact_name(cfg.name, cfg.version, cfg.release))
+    return 0
+
+
 def _node(args: argparse.Namespace) -> int:
     from toolchain.localenv import node
 
@@ -131,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("release", help="build the .plugin file")
     s.add_argument("--output", help="artifact path (default: NAME-VERSION-RELEASE.PLATFORM.plugin)")
     s.set_defaults(func=_release)
+    s = sub.add_parser(
+        "artifact-name", help="print NAME-VERSION-RELEASE.PLATFORM.plugin of config.ini"
+    )
+    s.set_defaults(func=_artifact_name)
     s = sub.add_parser("node", help="npm install node_sources/package.json into local/")
     s.set_defaults(func=_node)
     s = sub.add_parser("test", help="run tests/ (python -m unittest) in the plugin env")

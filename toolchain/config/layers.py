@@ -9,22 +9,63 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolchain.config.schema import Raw, schema_for, split_variant, validate
+from toolchain.config.schema import Raw, schema_for, shorten, split_variant, validate
 from toolchain.core.errors import ConfigError
+
+
+def _syntax(path: Path, exc: configparser.Error) -> ConfigError:
+    """One line for a configparser error: the file, the line, what is wrong, what to do."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        if exc.line.lstrip().startswith("["):
+            return ConfigError(
+                f"{path}: line {exc.lineno}: {shorten(exc.line.strip())!r} is not a [section] "
+                "header; close it with ]"
+            )
+        return ConfigError(
+            f"{path}: line {exc.lineno}: {shorten(exc.line.strip())!r} stands before any "
+            "[section]; start the file with [general]"
+        )
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return ConfigError(f"{path}: line {exc.lineno}: section [{exc.section}] appears twice")
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return ConfigError(
+            f"{path}: line {exc.lineno}: [{exc.section}] {exc.option} is set twice; keep one"
+        )
+    if isinstance(exc, configparser.ParsingError) and exc.errors:
+        lineno, line = exc.errors[0]
+        return ConfigError(  # configparser gives the line as its repr
+            f"{path}: line {lineno}: {shorten(line)} is neither a [section] nor a "
+            "`key = value` line; fix or remove it"
+        )
+    return ConfigError(f"{path}: not a valid ini file: {str(exc).splitlines()[0]}")
 
 
 def read_raw(path: Path) -> Raw:
     """Read an ini file into {section: {key: value}}, keys as written, no interpolation."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise ConfigError(
+            f"{path}: line 1: starts with a UTF-8 byte order mark; save it as UTF-8 without one"
+        )
+    if b"\0" in data:
+        lineno = data[: data.index(b"\0")].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {lineno}: holds a NUL byte; is it a text file?")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        lineno = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {lineno}: not UTF-8 text; save it as UTF-8") from None
     parser = configparser.ConfigParser(interpolation=None, strict=True, default_section="\0")
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     try:
-        with path.open(encoding="utf-8") as handle:
-            parser.read_file(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except (configparser.Error, UnicodeDecodeError) as exc:
-        first = str(exc).splitlines()[0]
-        raise ConfigError(f"{path}: not a valid ini file: {first}") from None
+        parser.read_string(text, source=str(path))
+    except configparser.Error as exc:
+        raise _syntax(path, exc) from None
     return {s: dict(parser.items(s)) for s in parser.sections()}
 
 

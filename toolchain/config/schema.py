@@ -18,6 +18,11 @@ Raw = dict[str, dict[str, str]]
 _VARIANT = re.compile(r"^(?P<key>[^\[\]]+)\[(?P<variant>[A-Za-z0-9_]+)\]$")
 
 
+def shorten(text: str, width: int = 60) -> str:
+    """`text`, cut to `width` characters for an error message."""
+    return text if len(text) <= width else f"{text[:width]}... ({len(text)} characters)"
+
+
 def _nonempty(value: str) -> str | None:
     return None if value.strip() else "must not be empty"
 
@@ -25,19 +30,23 @@ def _nonempty(value: str) -> str | None:
 def _version(value: str) -> str | None:
     from packaging.version import InvalidVersion, Version
 
+    if len(value) > 128:
+        return f"{shorten(value)!r} is too long for a version (128 characters at most)"
     try:
         Version(value)
-    except InvalidVersion:
-        return f"{value!r} is not a valid PEP 440 version"
+    except (InvalidVersion, ValueError):  # ValueError: a number Python will not convert
+        return f"{shorten(value)!r} is not a valid PEP 440 version (e.g. 1.0.2)"
     return None
 
 
 def _int(minimum: int) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
         try:
-            number = int(value)
+            number = int(value) if len(value) <= 30 else None
         except ValueError:
-            return f"{value!r} is not an integer"
+            number = None
+        if number is None:
+            return f"{shorten(value)!r} is not an integer"
         if number < minimum:
             return f"{number} is below the minimum {minimum}"
         return None
@@ -129,13 +138,15 @@ def validate(raw: Raw, path: Path | str, *, override: bool = False) -> None:
     An override file (`override=True`) may not set private keys nor require keys.
     """
     if not override and "general" not in raw:
-        raise ConfigError(f"{path}: missing section [general]: add it with name and _version")
+        found = [s for s in raw if s.lower() == "general"]
+        hint = f" (there is [{found[0]}]: section names are lower case)" if found else ""
+        raise ConfigError(f"{path}: missing section [general]{hint}: add it with name and _version")
     for section, keys in raw.items():
         try:
             schema = schema_for(section)
         except KeyError:
             raise ConfigError(
-                f"{path}: unknown section [{section}]: use [general], [custom] "
+                f"{path}: unknown section [{shorten(section)}]: use [general], [custom] "
                 f"or [{DAEMON_PREFIX}NAME]"
             ) from None
         for written, value in keys.items():
@@ -149,10 +160,21 @@ def validate(raw: Raw, path: Path | str, *, override: bool = False) -> None:
                 continue
             spec = schema.get(key)
             if spec is None:
-                raise ConfigError(f"{path}: [{section}] unknown key {written!r}: remove it")
+                raise ConfigError(
+                    f"{path}: [{section}] unknown key {shorten(written)!r}: remove it"
+                )
             if "{{" in value or "{%" in value:
+                if section == "general":
+                    raise ConfigError(
+                        f"{path}: [general] {written}: the plugin's metadata cannot be a Jinja2 "
+                        "template; write the value itself"
+                    )
                 continue  # a template: checked once rendered
-            problem = spec.check(value)
+            problem = (
+                spec.check(value)
+                if "\n" not in value or section != "general"
+                else ("must fit on one line")
+            )
             if problem:
                 raise ConfigError(f"{path}: [{section}] {written}: {problem}")
         if schema is not None and not override:
