@@ -139,6 +139,32 @@ def test_create_make_builds_the_venv(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_create_json_make_prints_the_json_alone(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [Path(sys.executable).parent / "bootstrap_plugin.py", "create", "--no-input", "--json",
+         "--make", "quiet"],
+        capture_output=True, text=True, cwd=tmp_path, env=tool_env(),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)  # make's output went to stderr
+    assert doc["name"] == "quiet" and doc["built"] is True
+    assert "plugin-build" in proc.stderr
+
+
+def test_created_plugin_holds_no_bytecode_of_the_templates(tmp_path: Path) -> None:
+    # The installed toolchain's templates hold __pycache__ that pip compiled at install.
+    proc = subprocess.run(
+        [Path(sys.executable).parent / "bootstrap_plugin.py", "create", "--no-input", "clean"],
+        capture_output=True, text=True, cwd=tmp_path, env=tool_env(),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    found = [
+        p for p in (tmp_path / "clean").rglob("*") if p.suffix == ".pyc" or p.name == "__pycache__"
+    ]
+    assert found == []
+
+
+@pytest.mark.slow
 def test_create_install_devlinks_the_plugin(tmp_path: Path) -> None:
     bindir = Path(sys.executable).parent
     proc = subprocess.run(

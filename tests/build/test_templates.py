@@ -105,14 +105,28 @@ def test_pre_generation_hook_refuses_bad_answers(
     sets = [f"--set={k}={v}" for k, v in answers.items()]
     assert main(["create", "--no-input", "--template", "web", *sets, "tpl"]) == 1
     err = capfd.readouterr().err
-    assert f"ERROR: {message}" in err
-    assert "an answer was refused" in err and "Traceback" not in err
+    errors = [line for line in err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, err  # one line: what is wrong and what to do
+    assert message in errors[0] and "run create again" in errors[0]
+    assert "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
 
 
 def test_set_needs_key_and_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["create", "--no-input", "--set", "novalue", "tpl"]) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_set_of_an_unknown_field_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["create", "--no-input", "--set", "colour=red", "tpl"]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert "colour" in err and "version" in err and "ci" in err
+    assert main(["create", "--no-input", "--template", "web", "--set", "prot=80", "w"]) == 2
+    assert "port" in capsys.readouterr().err  # the web template's own fields are listed
     assert list(tmp_path.iterdir()) == []
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolchain.core.errors import TemplateError
+from toolchain.core import settings
+from toolchain.core.errors import TemplateError, UsageError
 from toolchain.core.layout import templates_dir
 from toolchain.core.names import check_name
 
@@ -71,16 +73,28 @@ def find(name: str, root: Path | None = None) -> Template:
     raise TemplateError(f"unknown template {name!r}: choose one of {known}")
 
 
+def fields(template: Template) -> list[str]:
+    """The answers `template` asks for (its merged `cookiecutter.json`, private keys left out)."""
+    spec: dict[str, Any] = {}
+    common = template.path.parent / COMMON_TEMPLATE / SPEC_FILE
+    if common.is_file():
+        spec.update(_read_spec(common))
+    spec.update(_read_spec(template.path / SPEC_FILE))
+    return [key for key in spec if not key.startswith("_")]
+
+
 def merge(template: Template, work: Path) -> Path:
     """Build in `work` the tree cookiecutter renders: `_common` overlaid with `template`."""
     common = template.path.parent / COMMON_TEMPLATE
     merged = work / template.name
     spec: dict[str, Any] = {}
+    # Bytecode compiled when the toolchain was installed is no part of any template.
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo")
     if common.is_dir():
-        shutil.copytree(common, merged, symlinks=True)
+        shutil.copytree(common, merged, symlinks=True, ignore=skip)
         if (common / SPEC_FILE).is_file():
             spec.update(_read_spec(common / SPEC_FILE))
-    shutil.copytree(template.path, merged, symlinks=True, dirs_exist_ok=True)
+    shutil.copytree(template.path, merged, symlinks=True, dirs_exist_ok=True, ignore=skip)
     spec.update(_read_spec(template.path / SPEC_FILE))
     (merged / SPEC_FILE).write_text(json.dumps(spec, indent=1), encoding="utf-8")
     return merged
@@ -103,6 +117,13 @@ def render(
     place, so a failed rendering (a refused answer, a hook) leaves nothing behind.
     """
     check_name(name)
+    unknown = sorted(set(answers or {}) - set(fields(template)))
+    if unknown:
+        known = ", ".join(fields(template))
+        raise UsageError(
+            f"--set {', '.join(unknown)}: template {template.name!r} has no such field; "
+            f"its fields are {known}"
+        )
     dest = dest_parent / name
     if dest.exists() or dest.is_symlink():
         raise TemplateError(f"{dest} already exists: remove it or choose another name")
@@ -117,6 +138,8 @@ def render(
     try:
         merged = merge(template, scratch / "template")
         out = scratch / "out"
+        report = scratch / "problems.txt"
+        os.environ[settings.TEMPLATE_PROBLEMS] = str(report)
         try:
             rendered = cookiecutter(
                 str(merged),
@@ -126,9 +149,10 @@ def render(
                 accept_hooks=True,
             )
         except FailedHookException:
+            said = report.read_text(encoding="utf-8").split("\n") if report.is_file() else []
+            why = "; ".join(p for p in said if p) or "an answer was refused (see above)"
             raise TemplateError(
-                f"template {template.name!r}: an answer was refused (see above); "
-                "run create again with valid answers"
+                f"template {template.name!r}: {why}; run create again with valid answers"
             ) from None
         except CookiecutterException as exc:
             raise TemplateError(f"template {template.name!r}: {exc}") from None
@@ -136,6 +160,8 @@ def render(
             raise TemplateError(
                 f"template {template.name!r}: input ended before every answer was given"
             ) from None
+        finally:
+            os.environ.pop(settings.TEMPLATE_PROBLEMS, None)
         Path(rendered).rename(dest)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

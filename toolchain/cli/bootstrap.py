@@ -55,7 +55,10 @@ def _create(args: argparse.Namespace) -> int:
         print(f"created: {dest}")
     if args.make or args.install:
         try:
-            subprocess.run(["make", "-C", str(dest)], check=True, stdin=subprocess.DEVNULL)
+            out = sys.stderr if args.json else None  # with --json, stdout is the JSON alone
+            subprocess.run(
+                ["make", "-C", str(dest)], check=True, stdin=subprocess.DEVNULL, stdout=out
+            )
         except (OSError, subprocess.CalledProcessError) as exc:
             raise ToolchainError(
                 f"{dest}: `make` failed ({exc}); fix it and run make there"

@@ -23,6 +23,8 @@ ARCHIVE_KEEP = "PLUGIN_ARCHIVE_KEEP"
 INSTALL_CRONTAB = "PLUGIN_INSTALL_CRONTAB"
 FAILPOINT = "PLUGIN_FAILPOINT"
 SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"
+# Set by bootstrap_plugin.py for the template hooks: where to write the answers refused.
+TEMPLATE_PROBLEMS = "PLUGIN_TEMPLATE_PROBLEMS"
 
 # What the runtime's process manager hands on to the programs it starts.
 PASSED_TO_DAEMONS = (RUNTIME_HOME, MODULE, CONFIG_NAME, PROVISIONING_DIR)
@@ -127,6 +129,11 @@ def source_date_epoch(error: type[Exception] = ToolchainError) -> int:
         return int(value)
     except ValueError:
         raise error(f"{SOURCE_DATE_EPOCH}={value!r} is not an integer") from None
+
+
+def template_problems_file() -> str | None:
+    """Where a template hook writes the answers it refuses (`$PLUGIN_TEMPLATE_PROBLEMS`)."""
+    return os.environ.get(TEMPLATE_PROBLEMS) or None
 
 
 def passed_to_daemons() -> dict[str, str]:

@@ -6,6 +6,7 @@ import sys
 
 from packaging.version import InvalidVersion, Version
 
+from toolchain.core import settings
 from toolchain.core.errors import InvalidName
 from toolchain.core.names import check_name
 
@@ -42,8 +43,13 @@ def problems(answers: dict) -> list[str]:
 
 def main() -> int:
     found = problems(ANSWERS)
-    for problem in found:
-        print(f"ERROR: {problem}", file=sys.stderr)
+    report = settings.template_problems_file()
+    if found and report:  # bootstrap_plugin.py says them in its own one-line error
+        with open(report, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(found) + "\n")
+    else:
+        for problem in found:
+            print(f"ERROR: {problem}", file=sys.stderr)
     return 1 if found else 0
 
 
