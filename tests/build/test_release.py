@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tarfile
 from pathlib import Path
@@ -165,14 +166,29 @@ def test_wheelhouse_check_names_missing_and_unpinned(tmp_path: Path, wheels: Pat
     )
     pin = freeze.Pin("alpha", "2.0", frozenset({"sha256:00"}))
     with pytest.raises(ReleaseError, match=r"gamma-1\.0-py3-none-any\.whl: not pinned"):
-        wheelhouse.check_wheelhouse(
-            house, [pin], tmp_path / "r.txt", built=set(), from_source=False
-        )
+        wheelhouse.check_wheelhouse(house, [pin], tmp_path / "r.txt")
     (house / "gamma-1.0-py3-none-any.whl").unlink()
     with pytest.raises(ReleaseError, match="no wheel for alpha"):
-        wheelhouse.check_wheelhouse(
-            house, [pin], tmp_path / "r.txt", built=set(), from_source=False
-        )
+        wheelhouse.check_wheelhouse(house, [pin], tmp_path / "r.txt")
+
+
+def test_a_wheel_built_from_a_pinned_sdist_is_vouched_for_by_the_sdist(
+    tmp_path: Path, wheels: Path
+) -> None:
+    house = tmp_path / "house"
+    house.mkdir()
+    wheel = house / "gamma-1.0-py3-none-any.whl"
+    wheel.write_bytes((wheels / "gamma-1.0-py3-none-any.whl").read_bytes())
+    pin = freeze.Pin("gamma", "1.0", frozenset({"sha256:" + "a" * 64}))
+    with pytest.raises(ReleaseError, match="its sha256 is not among the hashes pinned"):
+        wheelhouse.check_wheelhouse(house, [pin], tmp_path / "r.txt")
+    record = [{"wheel": wheel.name, "sdist": "gamma-1.0.tar.gz", "sha256": "sha256:" + "a" * 64}]
+    (house / wheelhouse.BUILT_RECORD).write_text(json.dumps(record))
+    wheelhouse.check_wheelhouse(house, [pin], tmp_path / "r.txt")
+    record[0]["sha256"] = "sha256:" + "b" * 64
+    (house / wheelhouse.BUILT_RECORD).write_text(json.dumps(record))
+    with pytest.raises(ReleaseError, match=r"the sdist it was built from \(gamma-1\.0\.tar\.gz\)"):
+        wheelhouse.check_wheelhouse(house, [pin], tmp_path / "r.txt")
 
 
 @pytest.mark.parametrize(

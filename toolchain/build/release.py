@@ -10,7 +10,7 @@ from pathlib import Path
 from toolchain.artifact import pack, spec
 from toolchain.artifact.spec import FORMAT_VERSION
 from toolchain.build import releaseignore
-from toolchain.build.wheelhouse import build_wheelhouse
+from toolchain.build.wheelhouse import build_wheelhouse, built_from_sdists
 from toolchain.config import layers, schema
 from toolchain.core import settings
 from toolchain.core.errors import ReleaseError
@@ -62,6 +62,8 @@ def release(plugin: PluginDir, output: Path | None = None) -> Path:
     members.append((WHEELHOUSE, wheel_dir))
     if node.wanted(plugin.root):
         members += _tree(node.pack_cache(plugin.root, house / "npm-cache"), NPM_CACHE)
-    pack.pack(out, cfg.name, members, metadata(cfg, epoch), mtime=epoch)
+    meta = metadata(cfg, epoch)
+    meta["wheels_built_from_sdists"] = built_from_sdists(house)
+    pack.pack(out, cfg.name, members, meta, mtime=epoch)
     os.utime(out)  # newer than the directory entry its rename just changed: make sees it fresh
     return out
