@@ -61,7 +61,7 @@ def release(plugin: PluginDir, output: Path | None = None) -> Path:
     ]
     members.append((WHEELHOUSE, wheel_dir))
     if node.wanted(plugin.root):
-        members += _tree(node.pack_cache(plugin.root, house / "npm-cache"), NPM_CACHE)
+        members += _tree(node.pack_cache(plugin.root, house / "npm-cache", epoch), NPM_CACHE)
     meta = metadata(cfg, epoch)
     meta["wheels_built_from_sdists"] = built_from_sdists(house)
     pack.pack(out, cfg.name, members, meta, mtime=epoch)

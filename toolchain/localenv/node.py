@@ -6,7 +6,7 @@ npm runs in a project directory one level below the plugin directory (`local/` w
 building, a scratch directory when installing), so that the `file:` paths of
 `package.json`, written relative to `node_sources/`, mean the same files everywhere
 (`file:../vendor/x-1.0.0.tgz`). A release carries an npm cache holding every package the
-lock file downloads from a registry, so that `npm ci --offline` installs it on a machine
+lock file installs (`pack_cache`), so that `npm ci --offline` installs it on a machine
 without network. Directory (`file:`) dependencies are installed as copies, not links
 (`--install-links`), so that `node_modules` can move into the plugin's `local/`.
 """
@@ -78,38 +78,88 @@ def build(plugin_dir: Path) -> Path:
     return project / MODULES
 
 
-def _remote_packages(lock: Path) -> list[str]:
-    """The registry URLs (`resolved`) of every package the lock file downloads."""
-    try:
-        doc: dict[str, Any] = json.loads(lock.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise NodeError(f"{lock}: unreadable ({exc}); run `make` to write it again") from None
-    urls = {
-        str(entry["resolved"])
-        for entry in doc.get("packages", {}).values()
-        if isinstance(entry, dict)
-        and str(entry.get("resolved", "")).startswith(("http://", "https://"))
-        and not entry.get("link")
-    }
-    return sorted(urls)
+def pack_cache(plugin_dir: Path, cache: Path, epoch: int) -> Path:
+    """Fill `cache` with every package of the lock file, proven enough for an offline install.
 
-
-def pack_cache(plugin_dir: Path, cache: Path) -> Path:
-    """Fill `cache` with what `npm ci --offline` needs (reused while the lock is unchanged)."""
+    `npm ci` into a scratch project fills the cache whatever the lock file records (with
+    `omit-lockfile-registry-resolved` it has no download URLs, and npm looks the packages
+    up on its registry); `npm ci --offline` from a copy of it then proves, at release time,
+    that the install on a machine without network will find everything. The cache is made
+    reproducible: npm's logs go, and the times its index records become `epoch`.
+    Reused while the lock file and `epoch` do not change.
+    """
     lock = plugin_dir / LOCK
     if not lock.is_file():
         raise NodeError(f"{lock}: missing; run `make` to freeze the Node.js dependencies")
-    want = hashlib.sha256(lock.read_bytes()).hexdigest()
+    want = f"{hashlib.sha256(lock.read_bytes()).hexdigest()} {epoch}"
     stamp = cache / _STAMP_FILE
     if stamp.is_file() and stamp.read_text(encoding="utf-8") == want:
         return cache
     shutil.rmtree(cache, ignore_errors=True)
     cache.mkdir(parents=True)
-    urls = _remote_packages(lock)
-    if urls:
-        _npm(["cache", "add", *urls], plugin_dir, cache, f"npm cache add ({lock})")
+    fill, check = plugin_dir / ".node-pack", plugin_dir / ".node-check"
+    try:
+        _prepare(plugin_dir, fill)
+        _npm(["ci", "--ignore-scripts"], fill, cache, f"npm ci ({lock})")
+        _reproducible(cache, epoch)
+        _prepare(plugin_dir, check)
+        shutil.copytree(cache, check / ".cache")
+        try:
+            _npm(
+                ["ci", "--offline", "--ignore-scripts"], check, check / ".cache", "npm ci --offline"
+            )
+        except NodeError as exc:
+            raise NodeError(
+                f"{lock}: the release's npm cache would not install offline ({exc}); "
+                "check the registry settings of npm, then run make release again"
+            ) from None
+    except BaseException:
+        shutil.rmtree(cache, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(fill, ignore_errors=True)
+        shutil.rmtree(check, ignore_errors=True)
     stamp.write_text(want, encoding="utf-8")
     return cache
+
+
+def _reproducible(cache: Path, epoch: int) -> None:
+    """Drop npm's logs and other state; give every index entry the time `epoch`.
+
+    An index bucket of npm's cache (cacache) holds lines `SHA1(json)<TAB>json`; an entry
+    rewritten keeps that form, with its hash computed again. The last entry of a key wins,
+    as in cacache.
+    """
+    from email.utils import formatdate
+
+    for entry in cache.iterdir():
+        if entry.name != "_cacache":
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    index = cache / "_cacache" / "index-v5"
+    millis, date = epoch * 1000, formatdate(epoch, usegmt=True)
+    for bucket in sorted(p for p in index.rglob("*") if p.is_file()) if index.is_dir() else []:
+        entries: dict[str, dict[str, Any]] = {}
+        for line in bucket.read_text(encoding="utf-8").splitlines():
+            digest, _tab, text = line.partition("\t")
+            if not text or hashlib.sha1(text.encode()).hexdigest() != digest:
+                continue  # an entry cut short by a crash: cacache skips it too
+            doc = json.loads(text)
+            doc["time"] = millis
+            meta = doc.get("metadata")
+            if isinstance(meta, dict):
+                meta["time"] = millis
+                headers = meta.get("resHeaders")
+                if isinstance(headers, dict) and "date" in headers:
+                    headers["date"] = date
+            entries[doc.get("key", "")] = doc
+        lines = []
+        for doc in entries.values():
+            text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+            lines.append(f"\n{hashlib.sha1(text.encode()).hexdigest()}\t{text}")
+        bucket.write_text("".join(lines), encoding="utf-8")
+    tmp = cache / "_cacache" / "tmp"
+    if tmp.is_dir():
+        shutil.rmtree(tmp)
 
 
 def install_offline(plugin_dir: Path, local: Path, cache: Path | None, scratch: Path) -> Path:
