@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,30 @@ def test_unpinned_or_unhashed_lines_are_refused(tmp_path: Path) -> None:
     req.write_text("alpha==1\n")
     with pytest.raises(FreezeError, match="alpha has no --hash"):
         freeze.read_pins(req)
+
+
+@pytest.mark.parametrize("backend", ["pip", "uv"])
+@pytest.mark.parametrize(
+    ("requirement", "expected"),
+    [
+        ("nosuchpackage", r"(no release of |require )nosuchpackage.*\(line 3\)"),
+        ("gamma==9.9", r"no release of gamma==9\.9 matches \(line 3\)|no version of gamma==9\.9"),
+    ],
+)
+def test_an_unresolvable_requirement_is_said_in_words_with_its_line(
+    plugin: PluginDir,
+    wheels: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    backend: str,
+    requirement: str,
+    expected: str,
+) -> None:
+    monkeypatch.setenv("PLUGIN_BACKEND", backend)
+    set_requirements(plugin.root, wheels, requirement)
+    assert build_main(["-C", str(plugin.root), "freeze"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("ERROR: ")
+    assert re.search(expected, err), err
+    for fragment in ('File "', "Traceback", "raise ", "pip._internal", "resolvelib"):
+        assert fragment not in err, err

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 NAME = "tpl"
 EPOCH = "1700000000"
-_UNROUTABLE = "http://10.255.255.1:9"
+_UNROUTABLE = "http://127.0.0.1:9"  # nothing listens there: any download fails at once
 
 
 def _offline_prefix() -> list[str]:

@@ -64,6 +64,62 @@ def _compile(source: Path, output: Path, constraints: Sequence[Path]) -> None:
     backend.current().compile(source, output, constraints)
 
 
+_NOT_FOUND = re.compile(r"No matching distribution found for (?P<req>\S+)")  # pip
+_VERSIONS = re.compile(r"satisfies the requirement (?P<req>\S+) \(from versions: (?P<v>[^)]*)\)")
+_NETWORK = (
+    "Failed to establish a new connection",
+    "Max retries exceeded",
+    "Network is unreachable",
+)
+_NOISE = re.compile(r"^(Traceback|File \"|raise |\^|During handling|The above exception|\s*$)")
+_DECORATION = " \u00d7\u2570\u2500\u25b6\u2502"  # the box drawing of uv's reports
+
+
+def _line_of(plugin: PluginDir, requirement: str) -> str:
+    """` (line N)` where `requirement`'s project is named in the input, else nothing."""
+    name = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+    lines = plugin.req_in.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, 1):
+        if line.strip().lower().replace("_", "-").startswith(name):
+            return f" (line {number})"
+    return ""
+
+
+def explain(plugin: PluginDir, exc: CommandError) -> str:
+    """What went wrong, in words, from the resolver's output: no traceback fragments."""
+    out = exc.output
+    found = _VERSIONS.search(out)
+    if found:
+        versions = found["v"].strip() or "none"
+        if len(versions) > 80:
+            versions = "..., " + versions[-70:].split(", ", 1)[-1]
+        req = found["req"]
+        return (
+            f"no release of {req} matches{_line_of(plugin, req)}; the index has {versions}: "
+            "fix the requirement"
+        )
+    found = _NOT_FOUND.search(out)
+    if found:
+        req = found["req"]
+        return f"no release of {req} on the package index{_line_of(plugin, req)}: fix the name"
+    if any(marker in out for marker in _NETWORK):
+        return "cannot reach the package index; check the network or the index settings of pip"
+    said = [x.strip(_DECORATION) for x in out.splitlines()]
+    said = [x.removeprefix("cause: ").removeprefix("error: ") for x in said if not _NOISE.match(x)]
+    reason = next((x for x in said if x.startswith("Because") or "incompatible" in x), "")
+    if reason:  # uv explains a failed resolution in one sentence
+        names = re.findall(r"(?:version of|require) ([A-Za-z0-9._-]+)", reason)
+        where = _line_of(plugin, names[0]) if names else ""
+        return f"{reason.rstrip('.')}{where}: fix the requirement"
+    cannot = next((x for x in said if x.startswith("ERROR: Cannot install")), "")
+    if cannot:  # pip: which requirements conflict, and on what
+        wanted = dict.fromkeys(re.findall(r"SpecifierRequirement\('([^']+)'\)", out))
+        detail = f" ({'; '.join(wanted)})" if wanted else ""
+        return f"{cannot.removeprefix('ERROR: ').rstrip('.')}{detail}: loosen one of them"
+    tail = " | ".join(said[-2:]) or "no output"
+    return f"the resolver failed (exit {exc.returncode}): {tail}"
+
+
 def freeze(plugin: PluginDir, *, force: bool = False, constraints: Sequence[Path] = ()) -> bool:
     """Freeze the plugin's requirements if the input changed; return whether it resolved."""
     if not plugin.req_in.is_file():
@@ -88,7 +144,7 @@ def freeze(plugin: PluginDir, *, force: bool = False, constraints: Sequence[Path
         tmp.write_text(HEADER.format(digest=digest) + extra + body, encoding="utf-8")
         os.replace(tmp, plugin.req_out)
     except CommandError as exc:
-        raise FreezeError(f"{plugin.req_in}: cannot freeze: {exc}") from None
+        raise FreezeError(f"{plugin.req_in}: cannot freeze: {explain(plugin, exc)}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return True
@@ -102,7 +158,7 @@ def compile_pins(plugin: PluginDir, constraints: Sequence[Path] = ()) -> list[Pi
         _compile(plugin.req_in, tmp, constraints)
         return read_pins(tmp)
     except CommandError as exc:
-        raise FreezeError(f"{plugin.req_in}: cannot freeze: {exc}") from None
+        raise FreezeError(f"{plugin.req_in}: cannot freeze: {explain(plugin, exc)}") from None
     finally:
         tmp.unlink(missing_ok=True)
 
