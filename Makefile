@@ -7,7 +7,7 @@ BIN := $(abspath $(VENV))/bin
 SOURCES := pyproject.toml Makefile.plugin $(shell find toolchain templates scripts -type f -not -name '*.pyc')
 export PATH := $(BIN):$(PATH)
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo test lint bench install clean tools
 
 # A non-editable install: templates and Makefile.plugin are found inside the package.
 $(VENV)/.installed: $(SOURCES)
@@ -27,7 +27,10 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check toolchain tests $(wildcard bench)
 	$(BIN)/mypy
 
-test: lint ## lint, type-check and run the whole test suite
+tools: ## git, make, node, npm and rsync, which the tests run (apt-get as root)
+	bash scripts/system-tools
+
+test: lint tools ## lint, type-check and run the whole test suite (real-input tier included)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The [fast] extra (uv, google-re2) too, for the uv rows; BENCH_ARGS=--quick for a short run.

@@ -35,14 +35,21 @@ def _readme_ci_commands(plugin: Path) -> list[str]:
 
 def _github_commands(doc: dict[Any, Any]) -> list[str]:
     (job,) = doc["jobs"].values()
-    return [step["run"] for step in job["steps"] if "run" in step]
+    # One step runs the whole list in one shell, as GitLab runs its script.
+    (block,) = [step["run"] for step in job["steps"] if "run" in step]
+    return block.splitlines()
 
 
 @pytest.mark.parametrize("name", TEMPLATES)
 def test_ci_pipelines_are_yaml_and_run_what_the_readme_documents(tmp_path: Path, name: str) -> None:
-    plugin = _render(tmp_path, name)
+    plugin = _render(tmp_path, name, toolchain="plugin-toolchain @ x")
     documented = _readme_ci_commands(plugin)
-    assert documented[0].startswith("python3 -m pip install ")
+    setup = [c for c in documented if "toolchain" in c]
+    assert setup == [  # into a virtualenv (PEP 668), from $PLUGIN_TOOLCHAIN
+        "python3 -m venv .toolchain",
+        '.toolchain/bin/python -m pip install "$PLUGIN_TOOLCHAIN"',
+        'export PATH="$PWD/.toolchain/bin:$PATH"',
+    ]
     assert "make test" in documented
     assert "SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) make release" in documented
 
@@ -56,6 +63,9 @@ def test_ci_pipelines_are_yaml_and_run_what_the_readme_documents(tmp_path: Path,
     gitlab = yaml.safe_load((plugin / ".gitlab-ci.yml").read_text())
     assert gitlab["release"]["script"] == documented
     assert gitlab["release"]["artifacts"]["paths"] == ["*.plugin"]
+    assert gitlab["release"]["variables"]["PLUGIN_TOOLCHAIN"] == "plugin-toolchain @ x"
+    assert "vars.PLUGIN_TOOLCHAIN || 'plugin-toolchain @ x'" in github["env"]["PLUGIN_TOOLCHAIN"]
+    assert ".toolchain/" in (plugin / ".releaseignore").read_text()
 
 
 @pytest.mark.parametrize(
@@ -81,7 +91,8 @@ def test_node_pipelines_set_up_node(tmp_path: Path) -> None:
         for s in github["jobs"]["release"]["steps"]
     )
     gitlab = yaml.safe_load((plugin / ".gitlab-ci.yml").read_text())
-    assert "nodejs" in gitlab["release"]["image"]
+    assert gitlab["release"]["image"] == "python:3.11"  # an official image
+    assert gitlab["release"]["script"][0].startswith("command -v npm >/dev/null || ")
 
 
 @pytest.mark.parametrize(

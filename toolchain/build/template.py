@@ -124,6 +124,11 @@ def render(
             f"--set {', '.join(unknown)}: template {template.name!r} has no such field; "
             f"its fields are {known}"
         )
+    answers = dict(answers or {})
+    if "toolchain" in fields(template) and "toolchain" not in answers:
+        from toolchain.build import toolchain_source
+
+        answers["toolchain"] = toolchain_source.requirement()
     dest = dest_parent / name
     if dest.exists() or dest.is_symlink():
         raise TemplateError(f"{dest} already exists: remove it or choose another name")
@@ -144,7 +149,7 @@ def render(
             rendered = cookiecutter(
                 str(merged),
                 no_input=no_input,
-                extra_context={**(answers or {}), "_name": name},
+                extra_context={**answers, "_name": name},
                 output_dir=str(out),
                 accept_hooks=True,
             )

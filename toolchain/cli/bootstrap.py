@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -53,6 +54,7 @@ def _create(args: argparse.Namespace) -> int:
     dest = template.render(chosen, args.name, Path.cwd(), no_input=args.no_input, answers=answers)
     if not args.json:
         print(f"created: {dest}")
+    _warn_about_ci(dest)
     if args.make or args.install:
         try:
             out = sys.stderr if args.json else None  # with --json, stdout is the JSON alone
@@ -77,6 +79,32 @@ def _create(args: argparse.Namespace) -> int:
         doc = {"name": args.name, "template": chosen.name, "path": str(dest)}
         print(json.dumps({**doc, "built": args.make or args.install, "devlinked": args.install}))
     return 0
+
+
+def _ci_toolchain(dest: Path) -> str | None:
+    """The default PLUGIN_TOOLCHAIN of the CI pipelines written into `dest`, if any."""
+    gitlab = dest / ".gitlab-ci.yml"
+    github = dest / ".github" / "workflows" / "release.yml"
+    if gitlab.is_file():
+        for line in gitlab.read_text(encoding="utf-8").splitlines():
+            key, _sep, value = line.strip().partition(":")
+            if key == "PLUGIN_TOOLCHAIN":
+                return str(json.loads(value))
+    if github.is_file():
+        found = re.search(r"PLUGIN_TOOLCHAIN \|\| '((?:[^']|'')*)'", github.read_text("utf-8"))
+        if found:
+            return found[1].replace("''", "'")
+    return None
+
+
+def _warn_about_ci(dest: Path) -> None:
+    """Say when the CI pipelines of `dest` install the toolchain from a local path."""
+    from toolchain.build import toolchain_source
+
+    requirement = _ci_toolchain(dest)
+    said = toolchain_source.warning(requirement) if requirement else None
+    if said:
+        print(f"WARNING: {dest.name}: {said}", file=sys.stderr)
 
 
 def _answer(item: str) -> tuple[str, str]:
