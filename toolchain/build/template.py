@@ -27,6 +27,9 @@ from toolchain.core.layout import templates_dir
 from toolchain.core.names import check_name
 
 DEFAULT_TEMPLATE = "default"
+# Answers `--set` may give that no prompt asks for: the pip requirement the CI pipelines
+# install the toolchain from (by default, where this toolchain was installed from).
+UNPROMPTED = {"toolchain": "_toolchain"}
 COMMON_TEMPLATE = "_common"
 SPEC_FILE = "cookiecutter.json"
 
@@ -80,7 +83,8 @@ def fields(template: Template) -> list[str]:
     if common.is_file():
         spec.update(_read_spec(common))
     spec.update(_read_spec(template.path / SPEC_FILE))
-    return [key for key in spec if not key.startswith("_")]
+    public = [key for key in spec if not key.startswith("_")]
+    return public + [answer for answer, key in UNPROMPTED.items() if key in spec]
 
 
 def merge(template: Template, work: Path) -> Path:
@@ -124,11 +128,11 @@ def render(
             f"--set {', '.join(unknown)}: template {template.name!r} has no such field; "
             f"its fields are {known}"
         )
-    answers = dict(answers or {})
-    if "toolchain" in fields(template) and "toolchain" not in answers:
+    answers = {UNPROMPTED.get(key, key): value for key, value in (answers or {}).items()}
+    if "toolchain" in fields(template) and "_toolchain" not in answers:
         from toolchain.build import toolchain_source
 
-        answers["toolchain"] = toolchain_source.requirement()
+        answers["_toolchain"] = toolchain_source.requirement()
     dest = dest_parent / name
     if dest.exists() or dest.is_symlink():
         raise TemplateError(f"{dest} already exists: remove it or choose another name")
