@@ -86,14 +86,15 @@ def pack_cache(plugin_dir: Path, cache: Path, epoch: int) -> Path:
     up on its registry); `npm ci --offline` from a copy of it then proves, at release time,
     that the install on a machine without network will find everything. The cache is made
     reproducible: npm's logs go, and the times its index records become `epoch`.
-    Reused while the lock file and `epoch` do not change.
+    Reused while the lock file does not change.
     """
     lock = plugin_dir / LOCK
     if not lock.is_file():
         raise NodeError(f"{lock}: missing; run `make` to freeze the Node.js dependencies")
-    want = f"{hashlib.sha256(lock.read_bytes()).hexdigest()} {epoch}"
+    want = hashlib.sha256(lock.read_bytes()).hexdigest()
     stamp = cache / _STAMP_FILE
     if stamp.is_file() and stamp.read_text(encoding="utf-8") == want:
+        _reproducible(cache, epoch)  # the same cache, this release's times
         return cache
     shutil.rmtree(cache, ignore_errors=True)
     cache.mkdir(parents=True)
@@ -133,7 +134,7 @@ def _reproducible(cache: Path, epoch: int) -> None:
     from email.utils import formatdate
 
     for entry in cache.iterdir():
-        if entry.name != "_cacache":
+        if entry.name not in ("_cacache", _STAMP_FILE):
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     index = cache / "_cacache" / "index-v5"
     millis, date = epoch * 1000, formatdate(epoch, usegmt=True)
