@@ -149,3 +149,27 @@ def test_broken_config_is_one_line_naming_file_line_section_or_key(
     assert message.startswith(f"{path}: ") and "\n" not in message
     assert expected in message, message
     assert len(message) < 400
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "{{ lipsum.__globals__['os'].system('touch ' ~ HOME ~ '/pwned') }}",
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cycler.__init__.__globals__.os.system('touch ' ~ HOME ~ '/pwned') }}",
+    ],
+)
+def test_values_render_in_a_sandbox(tmp_path: Path, value: str) -> None:
+    merged = layers.merge([{"custom": {"evil": value}}])
+    with pytest.raises(ConfigError, match=r"\[custom\] evil: cannot render"):
+        layers.render(merged, {"HOME": str(tmp_path)})
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("daemon", ["a b", "x:y", "x/y", "d" * 65])
+def test_daemon_names_the_process_manager_cannot_take_are_refused(
+    tmp_path: Path, daemon: str
+) -> None:
+    text = VALID + f"[extra_daemon_{daemon}]\n_cmd_and_args = run\n"
+    with pytest.raises(ConfigError, match="a daemon name is 1 to 64 letters"):
+        _load(tmp_path, text)

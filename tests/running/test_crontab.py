@@ -134,3 +134,12 @@ def test_timeout_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLUGIN_CRON_TIMEOUT", "soon")
     with pytest.raises(CronError, match="PLUGIN_CRON_TIMEOUT"):
         settings.cron_timeout(CronError)
+
+
+@pytest.mark.parametrize(
+    "separator", ["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028"]
+)
+def test_a_rendered_line_break_of_any_kind_is_refused(separator: str) -> None:
+    env = {**ENV, "EVIL": f"x{separator}SHELL=/tmp/evil{separator}* * * * * /tmp/evil"}
+    with pytest.raises(CronError, match=rf"line break \(U\+{ord(separator):04X}"):
+        crontab.parse("0 * * * * echo {{EVIL}}\n", env, "hello/crontab")

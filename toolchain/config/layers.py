@@ -8,6 +8,7 @@ import configparser
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from toolchain.config.schema import Raw, schema_for, shorten, split_variant, validate
 from toolchain.core.errors import ConfigError
@@ -109,6 +110,21 @@ def merge(layers: Iterable[Raw], config_name: str = "") -> Raw:
     return merged
 
 
+def template_environment() -> Any:
+    """The Jinja2 environment every configuration value and crontab line is rendered in.
+
+    Sandboxed: a value comes from a plugin or an override file and is rendered by the
+    operator's commands, so attributes such as `__globals__` are refused, nothing is
+    mutable, and no global (`lipsum`, `range`, ...) is offered: only the variables given.
+    """
+    import jinja2  # only when a value is a template: keeps start-up fast
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+    env.globals.clear()
+    return env
+
+
 def render(merged: Raw, context: Mapping[str, str], path: Path | str = "config") -> Raw:
     """Render Jinja2 values against `context` (the environment); check rendered types."""
     out: Raw = {}
@@ -119,9 +135,7 @@ def render(merged: Raw, context: Mapping[str, str], path: Path | str = "config")
         for key, value in keys.items():
             if "{{" in value or "{%" in value:
                 if env is None:
-                    import jinja2  # only when a value is a template: keeps start-up fast
-
-                    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+                    env = template_environment()
                 try:
                     value = env.from_string(value).render(dict(context))
                 except Exception as exc:  # jinja2 raises many kinds; all mean the same here

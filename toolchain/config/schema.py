@@ -124,6 +124,9 @@ def schema_for(section: str) -> dict[str, Key] | None:
     raise KeyError(section)
 
 
+_DAEMON_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
 def split_variant(key: str) -> tuple[str, str | None]:
     """`key[VARIANT]` -> (key, VARIANT); a plain key -> (key, None)."""
     match = _VARIANT.match(key)
@@ -149,6 +152,12 @@ def validate(raw: Raw, path: Path | str, *, override: bool = False) -> None:
                 f"{path}: unknown section [{shorten(section)}]: use [general], [custom] "
                 f"or [{DAEMON_PREFIX}NAME]"
             ) from None
+        daemon = section[len(DAEMON_PREFIX) :] if schema is DAEMON else None
+        if daemon is not None and not _DAEMON_NAME.match(daemon):
+            raise ConfigError(
+                f"{path}: [{shorten(section)}]: a daemon name is 1 to 64 letters, digits, '_' "
+                "or '-' (the process manager takes no other); rename the section"
+            )
         for written, value in keys.items():
             key, _variant = split_variant(written)
             if override and key.startswith("_"):

@@ -26,6 +26,8 @@ _SPECIAL |= {"@hourly"}
 _FIELD = re.compile(r"^[0-9A-Za-z*/,\-]+$")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\s*=")
 _UNESCAPED_PERCENT = re.compile(r"(?<!\\)%")
+# Every character str.splitlines() breaks a line at.
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,9 @@ def _render_line(line: str, env: Mapping[str, str], where: str) -> str:
     import jinja2
     from jinja2 import meta
 
-    environment = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    from toolchain.config.layers import template_environment
+
+    environment = template_environment()
     try:
         tree = environment.parse(line)
     except jinja2.TemplateSyntaxError as exc:
@@ -67,7 +71,7 @@ def _render_line(line: str, env: Mapping[str, str], where: str) -> str:
             "fix the placeholder or set it in the configuration"
         )
     try:
-        return environment.from_string(tree).render(dict(env))
+        return str(environment.from_string(tree).render(dict(env)))
     except jinja2.TemplateError as exc:
         raise CronError(f"{where}: cannot render: {exc}") from None
 
@@ -80,8 +84,12 @@ def parse(text: str, env: Mapping[str, str], source: str) -> list[Job]:
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
         line = _render_line(raw.strip(), env, where)
-        if "\n" in line:
-            raise CronError(f"{where}: a rendered placeholder holds a newline")
+        breaks = sorted({f"U+{ord(c):04X}" for c in line if c in _LINE_BREAKS})
+        if breaks:  # str.splitlines, and so the user's crontab, would start a new line there
+            raise CronError(
+                f"{where}: the line holds a line break ({', '.join(breaks)}); "
+                "remove it from the line or from the value its placeholder renders"
+            )
         if _ASSIGNMENT.match(line):
             raise CronError(
                 f"{where}: variable assignments would apply to every plugin's jobs; "
