@@ -390,3 +390,16 @@ def test_console_scripts_list_and_info(tmp_path: Path, rt: Runtime) -> None:
         [str(bindir / "plugins.uninstall"), "ghost"], capture_output=True, text=True
     )
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1
+
+
+def test_a_plugin_named_like_an_option_is_refused_at_install(
+    tmp_path: Path, rt: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `plugin_wrapper -h -- CMD` would print usage and exit 0: its cron jobs would do nothing.
+    file = build_plugin(tmp_path, "-h", "1.0")
+    assert install_main([str(file)]) == 1
+    err = capsys.readouterr().err
+    assert "must not start with '-'" in err and len(err.strip().splitlines()) == 1
+    assert install_main(["--new-name=-x", str(build_plugin(tmp_path, "ok", "1.0"))]) == 1
+    assert "must not start with '-'" in capsys.readouterr().err
+    assert not rt.plugins.exists() or list(rt.plugins.iterdir()) == []
