@@ -93,6 +93,9 @@ def test_missing_variable_keeps_the_previous_block(home: Path) -> None:
 def test_daemon_programs_follow_the_plugin_env(home: Path) -> None:
     extra = "[extra_daemon_web]\n_cmd_and_args = serve --port 80\nnumprocesses = 1\n"
     _plugin(home, "web", extra=extra)
+    override = home / "config" / "plugins" / "web.ini"
+    override.parent.mkdir(parents=True)
+    override.write_text("[extra_daemon_web]\nnumprocesses = 3\n")
     services.after_install("web", home)
     conf = (programs.config_dir(home) / "web.conf").read_text()
     assert "numprocs = 3" in conf  # the plugin env's value wins over config.ini's
@@ -162,3 +165,17 @@ def test_hooks_and_cron_wrapper_stay_light() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_the_plugin_env_is_computed_without_running_the_plugins_commands(tmp_path: Path) -> None:
+    # The real plugin_wrapper puts the plugin's bin/ first on PATH: a bin/env of the plugin
+    # would run, as the operator, if the installer asked `plugin_wrapper NAME -- env`.
+    home = Path(os.environ["PLUGIN_RUNTIME_HOME"])
+    root = _plugin(home, "sly", "@hourly echo {{PLUGINS_CURRENT_PLUGIN_NAME}}\n")
+    marker = tmp_path / "ran"
+    (root / "bin").mkdir()
+    (root / "bin" / "env").write_text(f'#!/bin/sh\ntouch {marker}\nexec /usr/bin/env "$@"\n')
+    (root / "bin" / "env").chmod(0o755)
+    services.after_install("sly", home)
+    assert "echo sly" in crontab.crontab_file(home).read_text()
+    assert not marker.exists()

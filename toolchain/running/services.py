@@ -19,12 +19,12 @@ from toolchain.config.schema import Raw
 from toolchain.core import settings
 from toolchain.core.errors import CronError, ToolchainError
 from toolchain.core.layout import CONFIG_INI, CRONTAB, Runtime
-from toolchain.core.runner import clean_env, run
+from toolchain.core.runner import clean_env
 from toolchain.core.scripts import console_script
 from toolchain.core.settings import config_name, module_name
 from toolchain.running import crontab, programs, supervisor
 from toolchain.running.daemons import daemons_of
-from toolchain.runtime import registry
+from toolchain.runtime import plugin_env, registry
 
 
 def installed(home: Path) -> list[str]:
@@ -38,12 +38,14 @@ def is_devlinked(home: Path, name: str) -> bool:
 
 
 def environment(home: Path, name: str) -> dict[str, str]:
-    """The plugin env of an installed plugin, as `plugin_wrapper` gives it to its commands."""
-    wrapper = console_script("plugin_wrapper")
-    env = clean_env({"PLUGIN_RUNTIME_HOME": str(home)})
-    out = run([wrapper, name, "--", "env", "-0"], env=env, what=f"plugin_wrapper {name}")
-    pairs = (item.partition("=") for item in out.split("\0") if "=" in item)
-    return {key: value for key, _sep, value in pairs}
+    """The plugin env of an installed plugin, as `plugin_wrapper` gives it to its commands.
+
+    Computed here, in-process: running a command in the plugin env would run the plugin's
+    own `bin/env` (or whatever its `bin/` shadows) as the operator, at install.
+    """
+    rt = Runtime(home)
+    base = clean_env({settings.RUNTIME_HOME: str(home)})
+    return plugin_env.variables(rt, name, rt.plugin(name), base=base)
 
 
 def effective_config(home: Path, name: str, env: Mapping[str, str]) -> Raw:
