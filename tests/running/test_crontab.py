@@ -78,7 +78,10 @@ def test_runtime_crontab_holds_marked_blocks(tmp_path: Path) -> None:
     lines = crontab.write_runtime_crontab(home, blocks).read_text().splitlines()
     assert lines[0].startswith("# Generated")
     assert lines[1] == f"# BEGIN plugin alpha of runtime {home}"
-    assert lines[2].startswith("@hourly /b/plugin_cron alpha --timeout 5 -- /bin/sh -c true")
+    # the runtime's home travels in the line: cron's environment has none of ours
+    assert lines[2].startswith(
+        f"@hourly PLUGIN_RUNTIME_HOME={home} /b/plugin_cron alpha --timeout 5 -- /bin/sh -c true"
+    )
     assert lines[3] == f"# END plugin alpha of runtime {home}"
     assert lines[4] == f"# BEGIN plugin zeta of runtime {home}"
     assert len(lines) == 7

@@ -132,6 +132,9 @@ def test_start_status_stop_commands(home: Path, capsys: pytest.CaptureFixture[st
         home, "svc", extra=f"[extra_daemon_web]\n_cmd_and_args = {sys.executable} s.py\n"
     )
     (root / "s.py").write_text(SERVICE)
+    override = home / "config" / "plugins" / "svc.ini"
+    override.parent.mkdir(parents=True)
+    override.write_text("[extra_daemon_web]\nnumprocesses = 3\n")
     try:
         assert status_main([]) == 1
         assert "not running; start it with plugins.start" in capsys.readouterr().err

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolchain.core import settings
 from toolchain.core.errors import CronError
 
 _SPECIAL = {"@reboot", "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight"}
@@ -110,20 +111,36 @@ def parse(text: str, env: Mapping[str, str], source: str) -> list[Job]:
     return jobs
 
 
-def wrap(plugin: str, job: Job, plugin_cron: Path, seconds: int) -> str:
-    """The cron line that runs `job` through `plugin_cron` in the plugin env."""
+def wrap(
+    plugin: str,
+    job: Job,
+    plugin_cron: Path,
+    seconds: int,
+    environment: Mapping[str, str] | None = None,
+) -> str:
+    """The cron line that runs `job` through `plugin_cron` in the plugin env.
+
+    Cron starts it with an almost empty environment: the settings it needs (`environment`,
+    the runtime's home first of all) are written into the line as `NAME=value` words for
+    the shell cron runs it with; `%`, which cron turns into a newline, is escaped.
+    """
     argv = [str(plugin_cron), plugin, "--timeout", str(seconds), "--", "/bin/sh", "-c"]
-    return f"{job.schedule} {shlex.join(argv)} {shlex.quote(job.command)}"
+    assigned = "".join(
+        f"{key}={shlex.quote(value)} " for key, value in sorted((environment or {}).items())
+    ).replace("%", "\\%")
+    return f"{job.schedule} {assigned}{shlex.join(argv)} {shlex.quote(job.command)}"
 
 
 def plugin_block(
     home: Path, plugin: str, jobs: Sequence[Job], plugin_cron: Path, seconds: int
 ) -> list[str]:
-    """The marked block of `plugin` (empty when it has no job)."""
+    """The marked block of `plugin` (empty when it has no job), for the runtime `home`."""
     if not jobs:
         return []
+    environment = {**settings.passed_to_daemons(), settings.RUNTIME_HOME: str(home)}
     begin, end = markers(home, plugin)
-    return [begin, *(wrap(plugin, job, plugin_cron, seconds) for job in jobs), end]
+    lines = (wrap(plugin, job, plugin_cron, seconds, environment) for job in jobs)
+    return [begin, *lines, end]
 
 
 def _atomic_write(path: Path, text: str) -> None:
