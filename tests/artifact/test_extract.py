@@ -168,6 +168,19 @@ MUTATIONS: dict[str, Mutation] = {
     "missing manifest": _drop_manifest,
     "manifest after the files": _manifest_last,
     "decompression bomb": _bomb,
+    "the installer's record, as a link to config.ini": add(
+        [member(f"{TOP}/.release/install.json", tarfile.SYMTYPE, linkname="../config.ini")],
+        links={".release/install.json": "../config.ini"},
+    ),
+    "the installer's record, as a file": add(
+        [member(f"{TOP}/.release/install.json", data=b"{}")], {".release/install.json": b"{}"}
+    ),
+    "the installer's local link": add(
+        [member(f"{TOP}/local", tarfile.SYMTYPE, linkname="bin")], links={"local": "bin"}
+    ),
+    "a file under the installer's local": add(
+        [member(f"{TOP}/local/x", data=b"x")], {"local/x": b"x"}
+    ),
 }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from toolchain.artifact.spec import dumps
 from toolchain.core.errors import ArtifactError
+from toolchain.core.layout import INSTALLER_OWNED
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 FORBIDDEN_BITS = stat.S_ISUID | stat.S_ISGID
@@ -144,6 +145,12 @@ class Manifest:
             if not isinstance(path, str):
                 raise ArtifactError(f"{where}: malformed manifest (path {path!r})")
             check_relpath(path, where)
+            owned = next((o for o in INSTALLER_OWNED if path == o or path.startswith(o + "/")), "")
+            if owned:
+                raise ArtifactError(
+                    f"{where}: {path!r} is the installer's own ({owned}); an archive may not "
+                    "bring it: rebuild the artifact with make release"
+                )
             if path in seen:
                 raise ArtifactError(f"{where}: manifest lists {path!r} twice")
             seen.add(path)

@@ -46,6 +46,9 @@ METADATA = f"{RELEASE_DIR}/metadata.json"
 MANIFEST = f"{RELEASE_DIR}/manifest.json"
 WHEELHOUSE = f"{RELEASE_DIR}/wheelhouse"
 NPM_CACHE = f"{RELEASE_DIR}/npm-cache"
+# Written by the installer into an installed plugin; never taken from an archive.
+INSTALL_RECORD = f"{RELEASE_DIR}/install.json"
+INSTALLER_OWNED = (INSTALL_RECORD, VENV)
 ARTIFACT_SUFFIX = ".plugin"
 
 

@@ -17,11 +17,11 @@ from toolchain.artifact import read, spec
 from toolchain.config import layers, schema
 from toolchain.core import settings
 from toolchain.core.errors import InstallError
-from toolchain.core.layout import CONFIG_INI, MANIFEST, METADATA, VENV, Runtime
+from toolchain.core.layout import CONFIG_INI, INSTALL_RECORD, MANIFEST, METADATA, VENV, Runtime
 from toolchain.runtime import plugin_env, registry
 
 # Written by the installer beside the artifact's own files; not part of the manifest.
-_INSTALLER_FILES = {MANIFEST, registry.INSTALL_RECORD, VENV}
+_INSTALLER_FILES = {MANIFEST, INSTALL_RECORD, VENV}
 
 
 def file_info(path: Path) -> dict[str, Any]:
@@ -49,7 +49,7 @@ def installed_info(rt: Runtime, name: str) -> dict[str, Any]:
         doc["files"] = []
         return doc
     doc["metadata"] = registry.read_json(entry.home / METADATA)
-    record = entry.home / registry.INSTALL_RECORD
+    record = entry.home / INSTALL_RECORD
     if record.is_file():
         doc["installed"] = registry.read_json(record)
     doc["files"] = _listing(registry.read_json(entry.home / MANIFEST))

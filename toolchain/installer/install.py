@@ -38,7 +38,7 @@ from toolchain.core.errors import (
     ToolchainError,
     UsageError,
 )
-from toolchain.core.layout import CONFIG_INI, METADATA, Runtime
+from toolchain.core.layout import CONFIG_INI, INSTALL_RECORD, METADATA, Runtime
 from toolchain.core.names import check_name
 from toolchain.installer import (
     archive,
@@ -135,10 +135,17 @@ def _stage(
         "installed_from": str(file.absolute()),
         "installed_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    (staged.path / registry.INSTALL_RECORD).write_bytes(spec.dumps(record))
+    _create(staged.path / INSTALL_RECORD, spec.dumps(record))
     stage.build_venv(runtime_, staged, tid)
     stage.postinstall(runtime_, staged)
     return staged
+
+
+def _create(path: Path, data: bytes) -> None:
+    """Write a new file the installer owns: never through a link, never over a file."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
 
 
 def _check_strategy(

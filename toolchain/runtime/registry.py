@@ -14,8 +14,6 @@ from typing import Any
 from toolchain.core.errors import InstallError, NotInstalled
 from toolchain.core.layout import CONFIG_INI, METADATA, VENV, Runtime
 
-INSTALL_RECORD = ".release/install.json"
-
 
 class EntryKind(Enum):
     """What an entry of the runtime's `plugins/` directory is."""
