@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
+from tests.support.plugin_dirs import tool_env
 from tests.support.plugin_factory import build_plugin, write_tree
 from toolchain.cli.plugins import (
     check_main,
@@ -372,6 +373,9 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert exc.value.code == 2
     assert install_main([str(tmp_path / "missing.plugin")]) == 1
     assert "no such file" in capsys.readouterr().err
+    assert install_main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "a directory, not a .plugin file" in err and f"--devlink {tmp_path}" in err
 
 
 def test_console_scripts_list_and_info(tmp_path: Path, rt: Runtime) -> None:
@@ -403,3 +407,14 @@ def test_a_plugin_named_like_an_option_is_refused_at_install(
     assert install_main(["--new-name=-x", str(build_plugin(tmp_path, "ok", "1.0"))]) == 1
     assert "must not start with '-'" in capsys.readouterr().err
     assert not rt.plugins.exists() or list(rt.plugins.iterdir()) == []
+
+
+def test_output_cut_short_by_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    many = {f"docs/page-{i:05d}.txt": "x" for i in range(3000)}  # more than a pipe holds
+    file = build_plugin(tmp_path, "hello", "1.0", files=many)
+    proc = subprocess.run(
+        f"{Path(sys.executable).parent / 'plugins.info'} {file} | head -1",
+        shell=True, capture_output=True, text=True, env=tool_env(),
+    )  # fmt: skip
+    assert proc.stdout.startswith("name: hello")
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr

@@ -59,3 +59,7 @@ def execute(
     except KeyboardInterrupt:
         error("interrupted")
         return 130
+    except BrokenPipeError:  # `plugins.info FILE | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 141  # 128 + SIGPIPE, as a command killed by the signal reports

@@ -221,6 +221,12 @@ def check_arguments(files: Sequence[Path], new_name: str | None = None) -> None:
         raise UsageError("no .plugin file given")
     if new_name is not None and len(files) != 1:
         raise UsageError("--new-name takes exactly one .plugin file")
+    for file in files:
+        if Path(file).is_dir():
+            raise UsageError(
+                f"{file}: a directory, not a .plugin file; to install a plugin's source "
+                f"directory in development mode, use plugins.install --devlink {file}"
+            )
 
 
 def plan(
