@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.plugin_factory import build_plugin
+from tests.support.plugin_factory import build_plugin, metadata, pack
 from toolchain.artifact.extract import extract
 from toolchain.cli.plugins import check_main, install_main, list_main
 from toolchain.core.errors import ArtifactError
@@ -318,3 +318,41 @@ def test_install_refuses_every_bad_archive_and_keeps_the_installed_version(
     assert capsys.readouterr().out.splitlines()[-1].split("\t")[:3] == [TOP, "1.0", "1"]
     assert len(list((home / "venvs").iterdir())) == 1
     assert not (tmp_path / "evil").exists()
+
+
+def _zeros_plugin(tmp_path: Path, megabytes: int) -> Path:
+    """An honest artifact whose manifest truly lists a file of zeros of that size."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "config.ini").write_text("[general]\nname = zeros\n_version = 1.0\n")
+    with (tree / "zeros.bin").open("wb") as handle:
+        handle.truncate(megabytes << 20)  # sparse: cheap to write, deflates to almost nothing
+    return pack(tree, tmp_path / "zeros-1.0-1.plugin", metadata("zeros", "1.0"))
+
+
+def test_an_honest_decompression_bomb_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = _zeros_plugin(tmp_path, 80)
+    assert archive.stat().st_size < (1 << 20)
+    with pytest.raises(ArtifactError, match=r"'zeros.bin' is 80 MiB\), over the limit of 100"):
+        extract(archive, tmp_path / "dest")
+    assert not (tmp_path / "dest" / "zeros.bin").exists()
+    monkeypatch.setenv("PLUGIN_MAX_COMPRESSION_RATIO", "100000")  # the operator raises it
+    extract(archive, tmp_path / "dest2")
+    assert (tmp_path / "dest2" / "zeros.bin").stat().st_size == 80 << 20
+
+
+def test_an_archive_unpacking_over_the_size_limit_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = _zeros_plugin(tmp_path, 3)
+    monkeypatch.setenv("PLUGIN_MAX_UNPACKED_MB", "2")
+    with pytest.raises(
+        ArtifactError, match=r"over the limit of 2 MiB; raise PLUGIN_MAX_UNPACKED_MB"
+    ):
+        extract(archive, tmp_path / "dest")
+    assert not (tmp_path / "dest" / "zeros.bin").exists()
+    monkeypatch.setenv("PLUGIN_MAX_UNPACKED_MB", "lots")
+    with pytest.raises(ArtifactError, match="PLUGIN_MAX_UNPACKED_MB='lots' is not a number"):
+        extract(archive, tmp_path / "dest3")

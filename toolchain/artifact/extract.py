@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from toolchain.artifact import read, spec
-from toolchain.artifact.manifest import FORBIDDEN_BITS, Manifest, check_link_target, check_relpath
+from toolchain.artifact.manifest import (
+    FORBIDDEN_BITS,
+    Manifest,
+    check_link_target,
+    check_relpath,
+    check_unpacked_size,
+)
 from toolchain.core.errors import ArtifactError, InvalidName
 from toolchain.core.layout import MANIFEST, METADATA
 from toolchain.core.names import check_name
@@ -129,6 +135,7 @@ class _Sink:
             return
         self.manifest_doc = spec.load_json(data, self.where, rel)
         self.manifest = Manifest.parse(self.manifest_doc, self.where)
+        check_unpacked_size(self.manifest, Path(self.where))
         self._write(rel, iter([data]), len(data), 0o644, None)
         for early in self.early_dirs:
             if early not in self.manifest.dirs:

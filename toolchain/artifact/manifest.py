@@ -15,9 +15,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from json.encoder import encode_basestring as _encode_str  # the C one when available
+from pathlib import Path
 from typing import Any
 
 from toolchain.artifact.spec import dumps
+from toolchain.core import settings
 from toolchain.core.errors import ArtifactError
 from toolchain.core.layout import INSTALLER_OWNED
 
@@ -182,3 +184,29 @@ class Manifest:
         data = sum((size + 511) // 512 * 512 for size, _m, _s in self.files.values())
         entries = len(self.files) + len(self.links) + len(self.dirs) + 8
         return data + entries * 4096 + (1 << 20)
+
+
+# Below this, the ratio is not checked: small text files compress well and harm nobody.
+_RATIO_FLOOR = 64 << 20
+
+
+def check_unpacked_size(manifest: Manifest, archive: Path) -> None:
+    """Refuse, before anything is written, an archive that unpacks to too much (a bomb)."""
+    files = manifest.files
+    total = sum(size for size, _mode, _sha in files.values())
+    biggest = max(files, key=lambda rel: files[rel][0], default="")
+    cap = settings.max_unpacked_bytes(ArtifactError)
+    if total > cap:
+        raise ArtifactError(
+            f"{archive}: unpacks to {total >> 20} MiB ({biggest!r} alone {files[biggest][0] >> 20} "
+            f"MiB), over the limit of {cap >> 20} MiB; raise {settings.MAX_UNPACKED_MB} if "
+            "the plugin is really that large"
+        )
+    packed = max(archive.stat().st_size, 1)
+    ratio = settings.max_compression_ratio(ArtifactError)
+    if total > _RATIO_FLOOR and total / packed > ratio:
+        raise ArtifactError(
+            f"{archive}: unpacks to {total / packed:.0f} times its size ({biggest!r} is "
+            f"{files[biggest][0] >> 20} MiB), over the limit of {ratio:g}; raise "
+            f"{settings.MAX_RATIO} if the plugin is really made of such data"
+        )
