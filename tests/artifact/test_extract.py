@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import gzip
 import io
 import json
 import os
 import stat
+import subprocess
+import sys
 import tarfile
 import warnings
 import zipfile
@@ -356,3 +359,43 @@ def test_an_archive_unpacking_over_the_size_limit_is_refused(
     monkeypatch.setenv("PLUGIN_MAX_UNPACKED_MB", "lots")
     with pytest.raises(ArtifactError, match="PLUGIN_MAX_UNPACKED_MB='lots' is not a number"):
         extract(archive, tmp_path / "dest3")
+
+
+def _extended_header_bomb(path: Path, kind: bytes, size: int) -> Path:
+    """A gzip tar opening with a pax or GNU long-name header that declares `size` bytes."""
+    info = tarfile.TarInfo("hello/././@LongLink")
+    info.type, info.size = kind, size
+    with gzip.open(path, "wb", compresslevel=1) as gz:
+        gz.write(info.tobuf(tarfile.USTAR_FORMAT))
+        chunk = bytes(1 << 20)
+        for _ in range(size >> 20):
+            gz.write(chunk)
+        gz.write(bytes(2 * tarfile.BLOCKSIZE))
+    return path
+
+
+@pytest.mark.parametrize("kind", [tarfile.GNUTYPE_LONGNAME, tarfile.XHDTYPE])
+def test_a_huge_extended_header_is_refused_with_flat_memory(tmp_path: Path, kind: bytes) -> None:
+    bomb = _extended_header_bomb(tmp_path / "bomb.plugin", kind, 200 << 20)
+    assert bomb.stat().st_size < (1 << 20)
+    code = (
+        "import resource, sys\n"
+        "from pathlib import Path\n"
+        "from toolchain.artifact import read\n"
+        "from toolchain.artifact.extract import extract\n"
+        "from toolchain.core.errors import ArtifactError\n"
+        "for step in (lambda p: read.read_head(p), lambda p: extract(p, Path(sys.argv[2]))):\n"
+        "    try:\n"
+        "        step(Path(sys.argv[1]))\n"
+        "    except ArtifactError as exc:\n"
+        "        print(exc)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(bomb), str(tmp_path / "dest")],
+        capture_output=True, text=True, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    *errors, peak_mib = proc.stdout.splitlines()
+    assert len(errors) == 2 and all("an extended header of 209715200 bytes" in e for e in errors)
+    assert int(peak_mib) < 100  # the declared 200 MiB were never read into memory

@@ -263,7 +263,9 @@ def _extract_tar(path: Path, sink: _Sink) -> None:
     where = str(path)
     with path.open("rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as gz:
         bounded = _Bounded(gz, _HEAD_LIMIT, where)
-        with tarfile.open(fileobj=bounded, mode="r|") as tar:  # type: ignore[call-overload]
+        with tarfile.open(  # type: ignore[call-overload]
+            fileobj=bounded, mode="r|", tarinfo=read.BoundedTarInfo
+        ) as tar:
             for member in tar:
                 rel = sink.relative(member.name)
                 if member.mode & FORBIDDEN_BITS:

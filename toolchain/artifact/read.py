@@ -29,6 +29,40 @@ def detect(path: Path) -> str:
     raise ArtifactError(f"{path}: not a .plugin file (neither gzip tar nor zip)")
 
 
+# tarfile reads a pax or GNU long-name header whole, before any check of ours: a header
+# declaring hundreds of MB of (well-compressed) zeros would be held in memory. Real ones
+# carry a path or a few records.
+HEADER_MAX = 1 << 20
+_EXTENDED = {
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+}
+# The most the head's documents may hold (the manifest of 100,000 files is about 20 MB).
+HEAD_DOCUMENT_MAX = {METADATA: 1 << 20, MANIFEST: 64 << 20}
+
+
+class BoundedTarInfo(tarfile.TarInfo):
+    """A tar header whose extended (pax, GNU long name) part is refused past HEADER_MAX."""
+
+    def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _EXTENDED and self.size > HEADER_MAX:
+            raise tarfile.HeaderError(
+                f"an extended header of {self.size} bytes (at most {HEADER_MAX})"
+            )
+        return super()._proc_member(archive)  # type: ignore[misc,no-any-return]
+
+
+def _document(path: Path, rel: str, size: int) -> None:
+    if size > HEAD_DOCUMENT_MAX[rel]:
+        raise ArtifactError(
+            f"{path}: {rel} has {size} bytes, more than {HEAD_DOCUMENT_MAX[rel]}; "
+            "is it a .plugin file?"
+        )
+
+
 def read_head(path: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """Return (top directory, metadata, manifest) of an artifact, reading only its head."""
     found: dict[str, bytes] = {}
@@ -40,17 +74,22 @@ def read_head(path: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
                 top = names[0].split("/")[0] if names else ""
                 for rel in (METADATA, MANIFEST):
                     try:
-                        found[rel] = zf.read(f"{top}/{rel}")
+                        info = zf.getinfo(f"{top}/{rel}")
                     except KeyError:
-                        pass
+                        continue
+                    _document(path, rel, info.file_size)
+                    with zf.open(info) as stream:
+                        found[rel] = stream.read(HEAD_DOCUMENT_MAX[rel] + 1)
+                    _document(path, rel, len(found[rel]))
         else:
-            with tarfile.open(path, mode="r|gz") as tar:
+            with tarfile.open(path, mode="r|gz", tarinfo=BoundedTarInfo) as tar:
                 for member in tar:
                     top = top or member.name.split("/")[0]
                     rel = member.name.partition("/")[2]
                     if rel in (METADATA, MANIFEST) and member.isfile():
+                        _document(path, rel, member.size)
                         handle: IO[bytes] | None = tar.extractfile(member)
-                        found[rel] = handle.read(64 << 20) if handle else b""
+                        found[rel] = handle.read(member.size) if handle else b""
                     if len(found) == 2 or (rel and not rel.startswith(RELEASE_DIR)):
                         break
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, gzip.BadGzipFile) as exc:
