@@ -177,7 +177,31 @@ class Manifest:
                 out.dirs.add(claim(path))
         except (KeyError, TypeError, ValueError, AttributeError):
             raise ArtifactError(f"{where}: malformed manifest; rebuild the artifact") from None
+        for path, target in out.links.items():
+            out.check_climb(path, target, where)
         return out
+
+    def check_climb(self, rel: str, target: str, where: str) -> None:
+        """Refuse a link whose `..` climbs out of something that is not a directory here.
+
+        `a/..` is `.` on paper only when `a` is a real directory: through a link (of the
+        archive, or the installer's `local`, which links to the virtualenv) it leads
+        wherever that link does, outside the plugin once it is installed.
+        """
+        walked: list[str] = [p for p in posixpath.dirname(rel).split("/") if p]
+        for part in target.split("/"):
+            if part in ("", "."):
+                continue
+            if part != "..":
+                walked.append(part)
+                continue
+            through = "/".join(walked)
+            if through not in self.dirs:
+                raise ArtifactError(
+                    f"{where}: symlink {rel!r} -> {target!r} climbs out of {through!r}, "
+                    "which is not a directory of the plugin"
+                )
+            walked.pop()
 
     def limit(self) -> int:
         """Decompressed tar bytes this manifest can account for, headers included."""
