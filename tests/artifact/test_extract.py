@@ -191,6 +191,9 @@ MUTATIONS: dict[str, Mutation] = {
         ],
         links={"deep": "bin", "w": "deep/../config.ini"},
     ),
+    "a path 1,800 directories deep": add(
+        [member(f"{TOP}/" + "d/" * 1800 + "f", data=b"x")], {"d/" * 1800 + "f": b"x"}
+    ),
     "a file under the installer's local": add(
         [member(f"{TOP}/local/x", data=b"x")], {"local/x": b"x"}
     ),
@@ -410,3 +413,26 @@ def test_a_huge_extended_header_is_refused_with_flat_memory(tmp_path: Path, kind
     *errors, peak_mib = proc.stdout.splitlines()
     assert len(errors) == 2 and all("an extended header of 209715200 bytes" in e for e in errors)
     assert int(peak_mib) < 100  # the declared 200 MiB were never read into memory
+
+
+def test_a_full_disk_or_a_file_size_limit_is_one_error(tmp_path: Path) -> None:
+    big = build_plugin(tmp_path, "big", "1.0", files={"data/blob": "x" * (2 << 20)})
+    code = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "from toolchain.artifact.extract import extract\n"
+        "from toolchain.core.errors import ArtifactError\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"  # then writes fail with EFBIG
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))\n"
+        "try:\n"
+        "    extract(Path(sys.argv[1]), Path(sys.argv[2]))\n"
+        "except ArtifactError as exc:\n"
+        "    print(exc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(big), str(tmp_path / "dest")],
+        capture_output=True, text=True, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert "cannot unpack it:" in proc.stdout and "File too large" in proc.stdout
+    assert "install again" in proc.stdout and len(proc.stdout.splitlines()) == 1

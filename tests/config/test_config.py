@@ -173,3 +173,8 @@ def test_daemon_names_the_process_manager_cannot_take_are_refused(
     text = VALID + f"[extra_daemon_{daemon}]\n_cmd_and_args = run\n"
     with pytest.raises(ConfigError, match="a daemon name is 1 to 64 letters"):
         _load(tmp_path, text)
+
+
+def test_a_value_longer_than_an_environment_variable_may_be_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"\[custom\] big: 140000 characters, more than an env"):
+        _load(tmp_path, VALID + "[custom]\nbig = " + "x" * 140_000 + "\n")

@@ -418,3 +418,13 @@ def test_output_cut_short_by_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.stdout.startswith("name: hello")
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+
+
+def test_a_huge_version_in_the_metadata_is_one_error(
+    tmp_path: Path, rt: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = build_plugin(tmp_path, "hello", "1.0", meta={"version": "1" * 1_000_000})
+    assert install_main([str(file)]) == 1
+    err = capsys.readouterr().err
+    assert "is not PEP 440" in err and len(err) < 500 and "Traceback" not in err
+    assert list(rt.plugins.iterdir()) == []

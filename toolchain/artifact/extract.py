@@ -391,4 +391,10 @@ def extract(path: Path, dest: Path) -> Extracted:
         raise ArtifactError(f"{path}: corrupt or truncated archive: {exc}") from None
     except UnicodeError:
         raise ArtifactError(f"{path}: member names are not valid text") from None
+    except OSError as exc:  # the disk is full, a file size limit, a path the system refuses
+        where = f" {exc.filename}" if exc.filename else ""
+        raise ArtifactError(
+            f"{path}: cannot unpack it:{where} {exc.strerror or exc}; free space (or raise "
+            "the limit) and install again"
+        ) from None
     return sink.finish()

@@ -24,6 +24,9 @@ from toolchain.core.errors import ArtifactError
 from toolchain.core.layout import INSTALLER_OWNED
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
+# Deeper or longer paths than any plugin needs, which the system may refuse (PATH_MAX).
+MAX_DEPTH = 128
+MAX_PATH = 3072
 FORBIDDEN_BITS = stat.S_ISUID | stat.S_ISGID
 
 
@@ -119,6 +122,11 @@ def check_relpath(rel: str, where: str) -> str:
         raise ArtifactError(f"{where}: path {rel!r} climbs out with '..'")
     if any(p in ("", ".") for p in parts):
         raise ArtifactError(f"{where}: non-canonical path {rel!r} in the archive")
+    if len(parts) > MAX_DEPTH or len(rel) > MAX_PATH:
+        raise ArtifactError(
+            f"{where}: path {rel[:60]!r}... is {len(parts)} directories deep and {len(rel)} "
+            f"characters long (at most {MAX_DEPTH} and {MAX_PATH})"
+        )
     return rel
 
 

@@ -125,6 +125,9 @@ def schema_for(section: str) -> dict[str, Key] | None:
 
 
 _DAEMON_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Linux refuses to exec with an environment string over 128 KiB (MAX_ARG_STRLEN), name
+# included: every command of the plugin would fail.
+MAX_VALUE = 128 * 1024 - 256
 
 
 def split_variant(key: str) -> tuple[str, str | None]:
@@ -160,6 +163,11 @@ def validate(raw: Raw, path: Path | str, *, override: bool = False) -> None:
             )
         for written, value in keys.items():
             key, _variant = split_variant(written)
+            if len(value) > MAX_VALUE and section != "general":  # metadata: checked below
+                raise ConfigError(
+                    f"{path}: [{section}] {written}: {len(value)} characters, more than an "
+                    f"environment variable may hold ({MAX_VALUE}); shorten it"
+                )
             if override and key.startswith("_"):
                 raise ConfigError(
                     f"{path}: [{section}] {written}: private keys (starting with '_') "

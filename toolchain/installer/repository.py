@@ -39,9 +39,13 @@ def _candidate(meta: dict[str, Any], name: str, where: Path, source: Path | None
         raise ArtifactError(f"{where}: metadata lacks version or release; rebuild the artifact")
     candidate = Candidate(name, version, release, _requires(meta.get("requires"), where), source)
     try:
+        if len(version) > 128 or len(release) > 9:
+            raise ValueError(version)
         candidate.key()
-    except ValueError:
-        raise ArtifactError(f"{where}: version {version}-{release} is not PEP 440") from None
+    except ValueError:  # InvalidVersion is one; so is a number Python will not convert
+        shown = f"{version}-{release}"
+        shown = shown if len(shown) <= 60 else f"{shown[:50]}... ({len(shown)} characters)"
+        raise ArtifactError(f"{where}: version {shown} is not PEP 440") from None
     return candidate
 
 

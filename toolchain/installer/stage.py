@@ -55,9 +55,12 @@ def check_metadata(meta: dict[str, Any], top: str, where: Path) -> None:
     if meta["name"] != top:
         raise ArtifactError(f"{where}: metadata names {meta['name']!r}, the archive holds {top!r}")
     try:
+        if len(meta["version"]) > 128:
+            raise InvalidVersion
         Version(meta["version"])
-    except InvalidVersion:
-        raise ArtifactError(f"{where}: version {meta['version']!r} is not PEP 440") from None
+    except (InvalidVersion, ValueError):  # ValueError: a number Python will not convert
+        shown = meta["version"][:40] + ("..." if len(meta["version"]) > 40 else "")
+        raise ArtifactError(f"{where}: version {shown!r} is not PEP 440") from None
     if not meta["release"].isdigit() or int(meta["release"]) < 1:
         raise ArtifactError(f"{where}: release {meta['release']!r} is not a positive integer")
     fmt = meta.get("format_version", FORMAT_VERSION)
