@@ -40,9 +40,18 @@ def execute(
     p: argparse.ArgumentParser,
     body: Callable[[argparse.Namespace], int | None],
     argv: Sequence[str] | None,
+    *,
+    runtime_writer: bool = False,
 ) -> int:
-    """Parse `argv`, run `body`, and turn toolchain errors into one line and an exit code."""
+    """Parse `argv`, run `body`, and turn toolchain errors into one line and an exit code.
+
+    A `runtime_writer` (the operator's commands) runs with group and others' write bits
+    masked, whatever the caller's umask: another user must never be able to change a
+    plugin, a virtualenv, the lock or a cache the runtime's commands trust.
+    """
     args = p.parse_args(argv)
+    if runtime_writer:
+        os.umask(os.umask(0o022) | 0o022)
     try:
         return body(args) or EXIT_OK
     except UsageError as exc:

@@ -95,7 +95,7 @@ def install_main(argv: Sequence[str] | None = None) -> int:
         for change in changes:
             print(change)
 
-    return execute(p, body, argv)
+    return execute(p, body, argv, runtime_writer=True)
 
 
 def uninstall_main(argv: Sequence[str] | None = None) -> int:
@@ -116,7 +116,7 @@ def uninstall_main(argv: Sequence[str] | None = None) -> int:
             linked = install.uninstall(rt, args.name, clean=args.clean, force=args.force)
         print(f"uninstalled {args.name}" + (" (link only)" if linked else ""))
 
-    return execute(p, body, argv)
+    return execute(p, body, argv, runtime_writer=True)
 
 
 def _print_rows(rows: list[dict[str, str | None]], *, as_json: bool, raw: bool) -> None:
@@ -162,7 +162,7 @@ def list_main(argv: Sequence[str] | None = None) -> int:
             rows = [entry.as_dict() for entry in registry.installed(rt)]
         _print_rows(rows, as_json=args.json, raw=args.raw)
 
-    return execute(p, body, argv)
+    return execute(p, body, argv, runtime_writer=True)
 
 
 def _print_info(doc: dict[str, Any]) -> None:
@@ -217,7 +217,7 @@ def info_main(argv: Sequence[str] | None = None) -> int:
         else:
             _print_info(doc)
 
-    return execute(p, body, argv)
+    return execute(p, body, argv, runtime_writer=True)
 
 
 def check_main(argv: Sequence[str] | None = None) -> int:
@@ -252,7 +252,7 @@ def check_main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_FAILURE
 
-    return execute(p, body, argv)
+    return execute(p, body, argv, runtime_writer=True)
 
 
 def repackage_main(argv: Sequence[str] | None = None) -> int:
@@ -279,7 +279,7 @@ def repackage_main(argv: Sequence[str] | None = None) -> int:
             out = inspection.repackage(rt, args.name, output)
         print(out)
 
-    return execute(p, body, argv)
+    return execute(p, body, argv, runtime_writer=True)
 
 
 def rollback_main(argv: Sequence[str] | None = None) -> int:
@@ -304,7 +304,7 @@ def rollback_main(argv: Sequence[str] | None = None) -> int:
         was = f" from {change.previous}" if change.previous else ""
         print(f"rolled back {change.name}{was} to {change.version}-{change.release}")
 
-    return execute(p, body, argv)
+    return execute(p, body, argv, runtime_writer=True)
 
 
 def provision_main(argv: Sequence[str] | None = None) -> int:
@@ -330,4 +330,4 @@ def provision_main(argv: Sequence[str] | None = None) -> int:
         for decision in decisions:
             print(f"{prefix if decision.changes else ''}{decision}")
 
-    return execute(p, body, argv)
+    return execute(p, body, argv, runtime_writer=True)

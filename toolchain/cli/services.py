@@ -72,13 +72,13 @@ def start_main(argv: Sequence[str] | None = None) -> int:
         "Start the runtime's process manager and every plugin's daemons; when it runs "
         "already, apply configuration changes.",
     )
-    return execute(p, _start, argv)
+    return execute(p, _start, argv, runtime_writer=True)
 
 
 def stop_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `plugins.stop`."""
     p = parser("plugins.stop", "Stop every plugin's daemons gracefully, then the process manager.")
-    return execute(p, _stop, argv)
+    return execute(p, _stop, argv, runtime_writer=True)
 
 
 def status_main(argv: Sequence[str] | None = None) -> int:
@@ -86,7 +86,7 @@ def status_main(argv: Sequence[str] | None = None) -> int:
     p = parser("plugins.status", "Show the state of the plugins' daemons.")
     p.add_argument("name", nargs="*", help="only these plugins")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    return execute(p, _status, argv)
+    return execute(p, _status, argv, runtime_writer=True)
 
 
 def reload_main(argv: Sequence[str] | None = None) -> int:
@@ -96,4 +96,4 @@ def reload_main(argv: Sequence[str] | None = None) -> int:
         "Regenerate cron jobs and daemon programs from the current configuration; restart "
         "the daemons whose configuration changed.",
     )
-    return execute(p, _reload, argv)
+    return execute(p, _reload, argv, runtime_writer=True)

@@ -18,6 +18,7 @@ from toolchain.core import settings
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+    from typing import IO, Any
 
 CACHE_FORMAT = 1
 CONFIG_INI = "config.ini"  # toolchain.core.layout's names, which this module must not import
@@ -66,12 +67,35 @@ def fast_path(home: str, name: str) -> str:
     return os.path.join(home, "cache", "env", f"{name}.marshal")
 
 
+def _trusted(handle: IO[Any]) -> bool:
+    """Whether an open cache file is ours alone: owned by this user, writable by nobody else.
+
+    The cache sets PATH, PYTHONPATH and LD_LIBRARY_PATH of the plugin's commands: a file
+    another user could have written is not used (the env is computed again, and the file
+    written anew).
+    """
+    st = os.fstat(handle.fileno())
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def open_private(path: str, binary: bool = True) -> IO[Any]:
+    """A new file at `path` (none may exist) that only this user can read or write."""
+    try:
+        os.unlink(path)  # left by a process that died here with the same pid
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    return os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8")
+
+
 def load(path: str, key: Sequence[object]) -> dict[str, object] | None:
     """The cached JSON document at `path` if it was computed for `key`."""
     import json
 
     try:
         with open(path, encoding="utf-8") as handle:
+            if not _trusted(handle):
+                return None
             doc = json.load(handle)
     except (OSError, ValueError):
         return None
@@ -84,6 +108,8 @@ def load_fast(path: str, key: Sequence[object]) -> dict[str, object] | None:
     """The marshal copy at `path` if it was computed for `key` (by this Python)."""
     try:
         with open(path, "rb") as handle:
+            if not _trusted(handle):
+                return None
             doc = marshal.load(handle)
     except (OSError, ValueError, EOFError, TypeError):
         return None
@@ -96,8 +122,8 @@ def store_fast(path: str, doc: Mapping[str, object]) -> None:
     """Write the marshal copy of a cache document atomically; quietly skip on failure."""
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "wb") as handle:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        with open_private(tmp) as handle:
             marshal.dump(dict(doc), handle)
         os.replace(tmp, path)
     except (OSError, ValueError):  # a read-only runtime: the slow path still works

@@ -66,8 +66,8 @@ def _load_cache(path: Path, key: list[Any]) -> dict[str, Any] | None:
 def _store_cache(path: Path, doc: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("w", encoding="utf-8") as handle:
+        os.makedirs(path.parent, mode=0o700, exist_ok=True)
+        with envcache.open_private(str(tmp), binary=False) as handle:
             json.dump(doc, handle)
         os.replace(tmp, path)
     except OSError:
