@@ -340,22 +340,25 @@ def test_lock_timeout_is_an_error(
 ) -> None:
     rt.home.mkdir(parents=True)
     monkeypatch.setenv("PLUGIN_LOCK_TIMEOUT", "0.2")
-    with FileLock(str(rt.lock)):
+
+    def command(main: str, args: list[str]) -> subprocess.CompletedProcess[str]:
         # filelock locks are per process and re-entrant: contend from another one
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from toolchain.cli.plugins import list_main as m; sys.exit(m())",
-            ],
+        code = f"import sys; from toolchain.cli.plugins import {main} as m; sys.exit(m({args}))"
+        return subprocess.run(
+            [sys.executable, "-c", code],
             capture_output=True,
             text=True,
             cwd=Path(__file__).parents[2],
         )
-    assert proc.returncode == 1
-    assert proc.stderr.startswith("ERROR: ") and "lock" in proc.stderr
+
+    with FileLock(str(rt.lock)):
+        writer = command("uninstall_main", ["hello"])  # a writer waits for the writer
+        reader = command("list_main", [])  # a reader does not
+    assert writer.returncode == 1
+    assert writer.stderr.startswith("ERROR: ") and "lock" in writer.stderr
+    assert reader.returncode == 0, reader.stderr
     monkeypatch.setenv("PLUGIN_LOCK_TIMEOUT", "soon")
-    assert list_main([]) == 1
+    assert uninstall_main(["hello"]) == 1
     assert "PLUGIN_LOCK_TIMEOUT" in capsys.readouterr().err
 
 

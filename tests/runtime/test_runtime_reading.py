@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +15,6 @@ import pytest
 from filelock import FileLock
 
 from toolchain.cli.plugins import list_main
-from toolchain.core.errors import LockTimeout
 from toolchain.core.layout import Runtime
 from toolchain.installer import lock
 from toolchain.runtime import listing, registry
@@ -25,19 +25,21 @@ def rt() -> Runtime:
     return registry.ensure(Runtime.current())
 
 
-def test_readers_share_the_lock_and_wait_for_a_writer(
+def test_readers_share_the_lock_and_do_not_wait_for_a_writer(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rt.lock.touch()
     with lock.reading(rt), lock.reading(rt):
         pass  # two readers at once
     monkeypatch.setenv("PLUGIN_LOCK_TIMEOUT", "0.2")
+    (rt.plugins / ".staging-web-1234").mkdir()  # the writer's work in progress
     with FileLock(str(rt.lock)):  # a writer, as `locked` takes it
-        with pytest.raises(LockTimeout, match="still holds the runtime lock"):
-            with lock.reading(rt):
-                pass
-    with lock.reading(rt) as got:
-        assert got == rt
+        started = time.monotonic()
+        with lock.reading(rt) as got:  # neither waits nor recovers the writer's entries
+            assert got == rt and (rt.plugins / ".staging-web-1234").exists()
+        assert time.monotonic() - started < 0.2
+    with lock.reading(rt) as got:  # the writer gone, its debris is recovered
+        assert got == rt and not (rt.plugins / ".staging-web-1234").exists()
 
 
 def test_a_reader_blocks_a_writer(rt: Runtime, tmp_path: Path) -> None:
@@ -95,8 +97,12 @@ def test_fast_listing_equals_the_full_one_or_steps_aside(rt: Runtime, tmp_path: 
     full = [e.as_dict() for e in registry.installed(rt)]
     assert listing.rows() == full and [r["name"] for r in full] == ["alpha", "b-2", "web"]
 
-    with FileLock(str(rt.lock)):  # a writer: the full path waits for it
-        assert listing.rows() is None
+    (rt.plugins / ".staging-web-1234").mkdir()
+    (rt.venvs / "web.new").mkdir()
+    with FileLock(str(rt.lock)):  # a writer at work: read around it, not waiting
+        assert listing.rows() == full
+    (rt.plugins / ".staging-web-1234").rmdir()
+    (rt.venvs / "web.new").rmdir()
     (rt.venvs / "orphan.abc").mkdir()  # left by a crash: recovery collects it
     assert listing.rows() is None
     (rt.venvs / "orphan.abc").rmdir()

@@ -55,42 +55,35 @@ def _pending(runtime: Runtime) -> bool:
 
 @contextmanager
 def reading(runtime: Runtime) -> Iterator[Runtime]:
-    """For a read-only command: the runtime lock shared with other readers.
+    """For a read-only command: the tree as it stands, never waiting for a writer.
 
-    Writers hold the lock exclusively (`locked`, filelock's `flock` on the same file), so
-    a reader waits for them and they for it. Nothing to recover and nobody writing, a
-    listing neither imports filelock nor waits for other readers. When something is left
-    to recover, this is `locked`: the next command, whichever, finishes the work.
+    Readers take the lock shared, with one another. While a writer holds it (an install
+    may take minutes), a reader reads the tree as it is: finished entries only, names
+    starting with '.' (the writer's staging, backups, journal) are not plugins. Nothing to
+    recover and nobody writing, a listing neither imports filelock nor waits. When an
+    interrupted command left something to recover, this is `locked`: the next command,
+    whichever, finishes the work.
     """
     import fcntl
-    import time
 
-    if _pending(runtime) or not runtime.lock.is_file():
+    if not runtime.lock.is_file():
         with locked(runtime) as rt:
             yield rt
         return
     fd = os.open(runtime.lock, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        seconds = lock_timeout()
-        deadline = time.monotonic() + seconds
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LockTimeout(
-                        f"{runtime.lock}: another plugins command still holds the runtime lock "
-                        f"after {seconds:g}s; retry later or raise PLUGIN_LOCK_TIMEOUT"
-                    ) from None
-                time.sleep(0.05)
-            except OSError:  # no flock on this file system: take filelock's way
-                os.close(fd)
-                fd = -1
-                break
-        if fd >= 0 and not _pending(runtime):  # a writer may have died before we got it
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:  # a writer at work: its debris is its own, read around it
             yield runtime
             return
+        except OSError:  # no flock on this file system: take filelock's way
+            os.close(fd)
+            fd = -1
+        else:
+            if not _pending(runtime):
+                yield runtime
+                return
     finally:
         if fd >= 0:
             os.close(fd)  # releases the shared lock

@@ -2,9 +2,10 @@
 
 Listing is the operator's most frequent command and most of its cost would be imports
 (pathlib, dataclasses, logging, filelock). In the common case -- nothing left to
-recover, no devlinked plugin, no writer holding the runtime lock -- the rows are read
-here under the shared lock that `toolchain.installer.lock.reading` takes; in any other
-case this returns None and the full path (`lock.reading`, `registry.installed`) runs.
+recover, no devlinked plugin -- the rows are read here, under the shared lock or, while a
+writer holds it, around the writer's entries without waiting for it, as
+`toolchain.installer.lock.reading` does; in any other case this returns None and the
+full path (`lock.reading`, `registry.installed`) runs.
 """
 
 from __future__ import annotations
@@ -32,10 +33,16 @@ def rows() -> list[dict[str, str | None]] | None:
     except OSError:
         return None
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a writer holds it: wait the full way
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            writing = False
+        except BlockingIOError:  # a writer at work: read around its '.' entries, not waiting
+            writing = True
         found: list[dict[str, str | None]] = []
         for name in names:
             entry = os.path.join(plugins, name)
+            if name.startswith(".") and writing:
+                continue  # the writer's staging, backup or journal
             if name.startswith(".") or os.path.islink(entry):
                 return None  # debris to recover, or a devlink described from its config
             link = os.path.join(entry, VENV)
@@ -50,6 +57,8 @@ def rows() -> list[dict[str, str | None]] | None:
             version, release = str(meta.get("version")), str(meta.get("release"))
             row = {"name": name, "version": version, "release": release, "home": entry}
             found.append({**row, "dev_link": None})
+        if writing:
+            return found  # the writer's new virtualenvs are not referenced yet
         return None if venvs else found  # an unreferenced virtualenv: recovery collects it
     except (OSError, ValueError):
         return None
