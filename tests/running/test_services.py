@@ -182,3 +182,30 @@ def test_the_plugin_env_is_computed_without_running_the_plugins_commands(tmp_pat
     services.after_install("sly", home)
     assert "echo sly" in crontab.crontab_file(home).read_text()
     assert not marker.exists()
+
+
+@pytest.mark.slow
+def test_a_daemon_that_cannot_start_fails_start_and_status_with_its_last_lines(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from toolchain.cli.services import start_main, status_main, stop_main
+    from toolchain.running import supervisor
+
+    crash = "import sys; print('port 8080 is taken', flush=True); sys.exit(3)"
+    _plugin(
+        home, "bad", extra=f'[extra_daemon_web]\n_cmd_and_args = {sys.executable} -c "{crash}"\n'
+    )
+    try:
+        assert start_main([]) == 1
+        err = capsys.readouterr().err
+        assert "bad:bad.web.0: port 8080 is taken" in err
+        assert "1 daemon(s) could not start: bad:bad.web.0 (BACKOFF)" in err or "(FATAL)" in err
+        assert status_main([]) == 1
+        out, err = capsys.readouterr()
+        assert "bad:bad.web.0" in out and "not running" in err
+        assert status_main(["--json"]) == 1
+        assert supervisor.processes(home)[0].state in supervisor.FAILING
+    finally:
+        assert stop_main([]) == 0

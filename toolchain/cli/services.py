@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from toolchain.cli.command import execute, parser
 from toolchain.core.errors import ProcessManagerError
+from toolchain.running import supervisor
 
 
 def _start(args: argparse.Namespace) -> int:
@@ -20,7 +23,21 @@ def _start(args: argparse.Namespace) -> int:
     with lock.locked(rt):  # no install or uninstall changes the programs meanwhile
         started = services.start(home)
     print(f"{'started' if started else 'already running, configuration applied'}: {home}")
+    _fail_if_any(home, supervisor.settle(home), "could not start")
     return 0
+
+
+def _fail_if_any(home: Path, failing: list[supervisor.Process], what: str) -> None:
+    """Print the last lines of each failing daemon, then fail in one line naming them."""
+    if not failing:
+        return
+    for process in failing:
+        for line in supervisor.log_tail(home, process):
+            print(f"  {process.spec}: {line}", file=sys.stderr)
+    named = ", ".join(f"{p.spec} ({p.state})" for p in failing)
+    raise ProcessManagerError(
+        f"{len(failing)} daemon(s) {what}: {named}; see their logs in {home / 'log'}"
+    )
 
 
 def _stop(args: argparse.Namespace) -> int:
@@ -34,7 +51,6 @@ def _stop(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from toolchain.core.layout import runtime_home
-    from toolchain.running import supervisor
 
     home = runtime_home()
     if not supervisor.is_running(home):
@@ -45,10 +61,12 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         doc = [{"group": p.group, "name": p.name, "state": p.state, "pid": p.pid} for p in found]
         print(json.dumps(doc, indent=1))
-        return 0
-    width = max((len(p.spec) for p in found), default=0)
-    for p in found:
-        print(f"{p.spec:<{width}}  {p.state:<8}  {p.description}")
+    else:
+        width = max((len(p.spec) for p in found), default=0)
+        for p in found:
+            print(f"{p.spec:<{width}}  {p.state:<8}  {p.description}")
+    sys.stdout.flush()
+    _fail_if_any(home, [p for p in found if p.state in supervisor.FAILING], "not running")
     return 0
 
 

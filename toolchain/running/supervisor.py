@@ -183,6 +183,31 @@ def processes(home: Path) -> list[Process]:
     ]
 
 
+# States of a process that is not doing its job (supervisor's names).
+FAILING = frozenset({"BACKOFF", "FATAL", "EXITED", "UNKNOWN"})
+
+
+def settle(home: Path, plugins: Iterable[str] | None = None, wait: float = 15.0) -> list[Process]:
+    """Wait until no process (of `plugins`) is still STARTING; return those failing."""
+    wanted = set(plugins) if plugins is not None else None
+    deadline = time.monotonic() + wait
+    while True:
+        found = [p for p in processes(home) if wanted is None or p.group in wanted]
+        if not any(p.state == "STARTING" for p in found) or time.monotonic() > deadline:
+            return [p for p in found if p.state in FAILING]
+        time.sleep(0.2)
+
+
+def log_tail(home: Path, process: Process, lines: int = 5) -> list[str]:
+    """The last lines a process wrote (its stdout log, where its stderr goes by default)."""
+    try:
+        with client(home, timeout=30) as proxy:
+            text, _offset, _overflow = proxy.supervisor.tailProcessStdoutLog(process.spec, 0, 4096)
+    except (OSError, xmlrpc.client.Error):
+        return []
+    return [line for line in str(text).splitlines() if line.strip()][-lines:]
+
+
 def _call(proxy: Any, method: str, *args: Any) -> Any:
     try:
         return getattr(proxy.supervisor, method)(*args)
