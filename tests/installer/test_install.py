@@ -431,3 +431,18 @@ def test_a_huge_version_in_the_metadata_is_one_error(
     err = capsys.readouterr().err
     assert "is not PEP 440" in err and len(err) < 500 and "Traceback" not in err
     assert list(rt.plugins.iterdir()) == []
+
+
+def test_info_of_a_truncated_or_altered_file_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    many = {f"docs/page-{i:04d}.txt": f"page {i}\n" * 200 for i in range(200)}
+    file = build_plugin(tmp_path, "hello", "1.0", files=many)
+    assert info_main([str(file)]) == 0
+    assert "verified: 2" in capsys.readouterr().out  # every file was read and checked
+    data = file.read_bytes()
+    cut = tmp_path / "cut.plugin"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    assert info_main([str(cut)]) == 1
+    err = capsys.readouterr().err
+    assert "corrupt or truncated archive" in err and len(err.strip().splitlines()) == 1

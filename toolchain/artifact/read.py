@@ -5,6 +5,7 @@ and its top directory, metadata and manifest, which come first in the archive.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import tarfile
 import zipfile
 from pathlib import Path
@@ -100,3 +101,48 @@ def read_head(path: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
     meta = load_json(found[METADATA], path, METADATA)
     manifest = load_json(found[MANIFEST], path, MANIFEST)
     return top, meta, manifest
+
+
+def verify(path: Path, manifest: dict[str, Any]) -> int:
+    """Read the whole archive and check every file against `manifest`; return the count.
+
+    Nothing is written: a truncated, corrupt or altered archive is an ArtifactError.
+    """
+    expected = {
+        str(f.get("path")): (f.get("size"), f.get("sha256"))
+        for f in manifest.get("files", [])
+        if isinstance(f, dict)
+    }
+    seen: set[str] = set()
+
+    def check(rel: str, size: int, stream: IO[bytes]) -> None:
+        if rel not in expected:
+            return  # metadata and manifest themselves, or listed elsewhere (dirs, links)
+        digest = hashlib.sha256()
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+        if (size, digest.hexdigest()) != expected[rel]:
+            raise ArtifactError(f"{path}: {rel!r} does not match the manifest")
+        seen.add(rel)
+
+    try:
+        if detect(path) == "zip":
+            with zipfile.ZipFile(path) as zf:
+                for info in zf.infolist():
+                    rel = info.filename.partition("/")[2]
+                    if not info.is_dir():
+                        with zf.open(info) as stream:
+                            check(rel, info.file_size, stream)
+        else:
+            with tarfile.open(path, mode="r|gz", tarinfo=BoundedTarInfo) as tar:
+                for member in tar:
+                    handle = tar.extractfile(member) if member.isfile() else None
+                    if handle is not None:
+                        check(member.name.partition("/")[2], member.size, handle)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, gzip.BadGzipFile) as exc:
+        raise ArtifactError(f"{path}: corrupt or truncated archive: {exc}") from None
+    missing = sorted(set(expected) - seen)
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise ArtifactError(f"{path}: {missing[0]!r}{more} missing from the archive")
+    return len(seen)

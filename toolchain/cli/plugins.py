@@ -167,7 +167,7 @@ def list_main(argv: Sequence[str] | None = None) -> int:
 
 def _print_info(doc: dict[str, Any]) -> None:
     meta = doc.get("metadata", {})
-    for key in ("name", "home", "dev_link", "file"):
+    for key in ("name", "home", "dev_link", "file", "verified"):
         if doc.get(key):
             print(f"{key}: {doc[key]}")
     for key, value in meta.items():

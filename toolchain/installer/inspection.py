@@ -25,9 +25,11 @@ _INSTALLER_FILES = {MANIFEST, INSTALL_RECORD, VENV}
 
 
 def file_info(path: Path) -> dict[str, Any]:
-    """Metadata and file list of a `.plugin` file, read from its head only."""
+    """Metadata and file list of a `.plugin` file, every file checked against its manifest."""
     top, meta, manifest = read.read_head(path)
-    return {"name": top, "file": str(path), "metadata": meta, "files": _listing(manifest)}
+    verified = read.verify(path, manifest)
+    doc = {"name": top, "file": str(path), "metadata": meta, "files": _listing(manifest)}
+    return {**doc, "verified": f"{verified} files match the manifest"}
 
 
 def _listing(manifest: dict[str, Any]) -> list[dict[str, Any]]:
