@@ -129,3 +129,45 @@ def test_sigkill_around_archiving_keeps_the_previous_version(
     assert sorted(p.name for p in rt.plugins.iterdir()) == ["hello"]
     assert rollback_main(["hello"]) == 0
     assert versions(capsys) == {"hello": "1.0"}
+
+
+def _upgraded(tmp_path: Path) -> Runtime:
+    rt = Runtime.current()
+    assert install_main([str(build_plugin(tmp_path, "hello", "1.0"))]) == 0
+    assert install_main(["--upgrade", str(build_plugin(tmp_path, "hello", "2.0"))]) == 0
+    assert [a.label for a in archive.versions(rt, "hello")] == ["1.0-1"]
+    return rt
+
+
+def test_an_uninstalled_plugin_is_not_rolled_back_and_its_archive_goes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from toolchain.cli.plugins import uninstall_main
+
+    rt = _upgraded(tmp_path)
+    (rt.logs / "hello").mkdir(parents=True, exist_ok=True)
+    (rt.logs / "hello" / "cron.log").write_text("kept\n")
+    assert uninstall_main(["hello"]) == 0
+    assert not (rt.archive / "hello").exists() and not (rt.tmp / "hello").exists()
+    assert (rt.logs / "hello" / "cron.log").read_text() == "kept\n"  # the operator's record
+    capsys.readouterr()
+    assert rollback_main(["hello"]) == 1
+    err = capsys.readouterr().err
+    assert "hello is not installed" in err and "plugins.install FILE" in err
+    assert not rt.plugin("hello").exists()
+    assert install_main([str(build_plugin(tmp_path, "hello", "1.0"))]) == 0
+    assert uninstall_main(["--clean", "hello"]) == 0
+    assert not (rt.logs / "hello").exists() and not rt.override("hello").exists()
+
+
+def test_a_tampered_archived_version_is_not_restored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rt = _upgraded(tmp_path)
+    (archived,) = archive.versions(rt, "hello")
+    (archived.path / "bin" / "hello").write_text("#!/bin/sh\necho owned\n")
+    capsys.readouterr()
+    assert rollback_main(["hello"]) == 1
+    err = capsys.readouterr().err
+    assert "archived 1.0-1 differs from its manifest ('bin/hello'" in err
+    assert versions(capsys)["hello"] == "2.0"

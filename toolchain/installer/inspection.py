@@ -96,6 +96,11 @@ def _manifested(rt: Runtime, name: str) -> tuple[Path, dict[str, Any]]:
 def check(rt: Runtime, name: str) -> CheckReport:
     """Compare the installed files of `name` with the hashes of its artifact."""
     home, manifest = _manifested(rt, name)
+    return check_tree(home, manifest)
+
+
+def check_tree(home: Path, manifest: dict[str, Any]) -> CheckReport:
+    """Compare the files of the plugin tree `home` with the hashes of `manifest`."""
     report = CheckReport()
     known: set[str] = set()
     for item in manifest["files"]:

@@ -339,6 +339,11 @@ def uninstall(rt: Runtime, name: str, *, clean: bool = False, force: bool = Fals
     journal.commit(rt, tid, [journal.Move(name, None, journal.backup_path(rt, name, tid))])
     recovery.collect_venvs(rt)
     plugin_env.drop_cache(rt, name)
+    # What uninstall keeps: the log (the operator's record) and, unless --clean, the
+    # override file. The archived versions and the plugin's tmp go with it: an uninstalled
+    # plugin is not rolled back, it is installed again.
+    for path in [rt.archive / name, rt.tmp / name] + ([rt.logs / name] if clean else []):
+        journal.drop(path)
     if clean:
         rt.override(name).unlink(missing_ok=True)
     return linked

@@ -10,10 +10,11 @@ from __future__ import annotations
 import shutil
 
 from toolchain.core.errors import InstallError, NotInstalled, ResolutionError
-from toolchain.core.layout import VENV, Runtime
+from toolchain.core.layout import MANIFEST, VENV, Runtime
 from toolchain.installer import (
     archive,
     hooks,
+    inspection,
     install,
     journal,
     recovery,
@@ -42,6 +43,11 @@ def _check_requirers(rt: Runtime, name: str, restored: resolve.Candidate) -> Non
 
 def rollback(rt: Runtime, name: str, *, force: bool = False) -> install.Change:
     """Replace the installed `name` with its newest archived version; return the change."""
+    if not registry.entry_exists(rt, name):
+        raise NotInstalled(
+            f"plugin {name} is not installed: rollback cancels an upgrade of an installed "
+            "plugin; install the version you want with plugins.install FILE"
+        )
     kept = archive.versions(rt, name)
     if not kept:
         raise NotInstalled(
@@ -52,6 +58,14 @@ def rollback(rt: Runtime, name: str, *, force: bool = False) -> install.Change:
             f"plugin {name} is devlinked; uninstall the link before rolling back to {kept[0].label}"
         )
     newest = kept[0]
+    report = inspection.check_tree(newest.path, registry.read_json(newest.path / MANIFEST))
+    if not report.ok:
+        changed = (report.modified + report.missing + report.extra)[0]
+        raise InstallError(
+            f"plugin {name}: the archived {newest.label} differs from its manifest ({changed!r} "
+            f"and {len(report.modified + report.missing + report.extra) - 1} more); it is not "
+            "restored: install that version from its .plugin file instead"
+        )
     if not force:
         _check_requirers(rt, name, repository.tree_candidate(newest.path, name))
     stage.check_overrides(rt, name)
