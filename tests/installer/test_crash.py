@@ -210,3 +210,24 @@ def test_recovery_without_journal_reverts_and_with_journal_completes(
     assert version(rt) == "1.0"
     assert rt.plugin("other").resolve() == source and not staging.is_symlink()
     assert sorted(p.name for p in rt.plugins.iterdir()) == ["hello", "other"]
+
+
+def test_recovery_drops_what_killed_commands_leave_beside_their_entries(tmp_path: Path) -> None:
+    import shutil
+
+    from tests.support.plugin_factory import build_plugin as build
+
+    rt = Runtime.current()
+    assert install_main([str(build(tmp_path, "hello", "1.0"))]) == 0
+    assert install_main(["--upgrade", str(build(tmp_path, "hello", "2.0"))]) == 0
+    slot = rt.archive / "hello" / "99999999999999999999-restored"
+    shutil.copytree(rt.plugin("hello"), slot, symlinks=True)  # a rollback killed after commit
+    (rt.tmp / ".requirements-hello-dead.txt").write_text("alpha==1.0\n")  # a killed install
+    (rt.cache / "env").mkdir(parents=True, exist_ok=True)
+    (rt.cache / "env" / "gone.json").write_text("{}")  # a killed uninstall's cache
+    (rt.cache / "env" / "gone.marshal").write_bytes(b"")
+    assert check_main(["hello"]) == 0  # any command that takes the lock recovers
+    assert not slot.exists()
+    assert [p.name for p in (rt.archive / "hello").iterdir()] != []  # 1.0 is still archived
+    assert not list(rt.tmp.glob(".requirements-*"))
+    assert not list((rt.cache / "env").glob("gone.*"))

@@ -343,7 +343,10 @@ def uninstall(rt: Runtime, name: str, *, clean: bool = False, force: bool = Fals
     # override file. The archived versions and the plugin's tmp go with it: an uninstalled
     # plugin is not rolled back, it is installed again.
     for path in [rt.archive / name, rt.tmp / name] + ([rt.logs / name] if clean else []):
-        journal.drop(path)
+        try:
+            journal.drop(path)
+        except OSError as exc:  # the plugin is gone; only space is lost
+            log.warning("%s: cannot remove it: %s", path, exc)
     if clean:
         rt.override(name).unlink(missing_ok=True)
     return linked

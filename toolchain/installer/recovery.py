@@ -7,23 +7,59 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from toolchain.core.layout import Runtime
+from toolchain.core.errors import ToolchainError
+from toolchain.core.layout import MANIFEST, Runtime
 from toolchain.installer import journal
-from toolchain.runtime.registry import entry_exists, venv_of
+from toolchain.runtime.registry import entry_exists, read_json, venv_of
 
 log = logging.getLogger(__name__)
 
 
 def recover(runtime: Runtime) -> None:
-    """Complete or revert interrupted transactions, then drop unreferenced virtualenvs."""
+    """Complete or revert interrupted transactions, then drop what no entry uses."""
     finished = journal.recover(runtime)
     collect_venvs(runtime)
+    _collect_leftovers(runtime)
     if finished:
         from toolchain.installer import hooks  # config and the running side: only then
 
         for name in finished:
             if entry_exists(runtime, name):
                 hooks.finalize(runtime, name)
+
+
+def _collect_leftovers(runtime: Runtime) -> None:
+    """What a command killed at the wrong moment leaves besides its entries.
+
+    Its staging's requirements file in tmp/, the env cache of a plugin it uninstalled, and
+    the archived copy of the version a rollback restored (identical to the installed one:
+    a second rollback would install it again).
+    """
+    for leftover in runtime.tmp.glob(".requirements-*") if runtime.tmp.is_dir() else []:
+        leftover.unlink(missing_ok=True)
+    cache = runtime.cache / "env"
+    for cached in cache.iterdir() if cache.is_dir() else []:
+        name = cached.name.split(".", 1)[0]
+        if cached.name.startswith(".") or not entry_exists(runtime, name):
+            cached.unlink(missing_ok=True)
+    for directory in runtime.archive.iterdir() if runtime.archive.is_dir() else []:
+        _drop_archived_copy(runtime, directory.name)
+
+
+def _drop_archived_copy(runtime: Runtime, name: str) -> None:
+    from toolchain.installer import archive, repository
+
+    kept = archive.versions(runtime, name)
+    if not kept or not entry_exists(runtime, name) or runtime.plugin(name).is_symlink():
+        return
+    try:
+        same = repository.content_hash(read_json(kept[0].path / MANIFEST)) == (
+            repository.installed_hash(runtime, name)
+        )
+    except ToolchainError:
+        return  # a damaged entry: nothing to conclude
+    if same:
+        journal.drop(kept[0].path)
 
 
 def collect_venvs(runtime: Runtime) -> list[Path]:
