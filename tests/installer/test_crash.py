@@ -231,3 +231,35 @@ def test_recovery_drops_what_killed_commands_leave_beside_their_entries(tmp_path
     assert [p.name for p in (rt.archive / "hello").iterdir()] != []  # 1.0 is still archived
     assert not list(rt.tmp.glob(".requirements-*"))
     assert not list((rt.cache / "env").glob("gone.*"))
+
+
+@pytest.mark.parametrize(
+    ("operation", "point"),
+    [
+        ("upgrade", "hooks-pending"),  # entries swapped, cron and daemons not told yet
+        ("upgrade", "journal-removed"),
+        ("uninstall", "before-hooks-ran"),  # cron block gone, the plugin still there
+        ("uninstall", "hooks-pending"),
+    ],
+)
+def test_a_kill_between_the_swap_and_its_hooks_is_finished_by_recovery(
+    tmp_path: Path, operation: str, point: str
+) -> None:
+    from tests.support.plugin_factory import build_plugin as build
+
+    rt = Runtime.current()
+    cron = "@hourly echo {v}\n"
+    assert install_main([str(build(tmp_path, "hello", "1.0", crontab=cron.format(v="v1")))]) == 0
+    new = build(tmp_path, "hello", "2.0", crontab=cron.format(v="v2"))
+    argv = ["plugins.install", "--upgrade", str(new)]
+    if operation == "uninstall":
+        argv = ["plugins.uninstall", "hello"]
+    assert _run_killed(argv, **{settings.FAILPOINT: point}) == -signal.SIGKILL
+    installed = version(rt)  # the next command recovers, hooks included
+    table = (rt.home / "config" / "crontab").read_text()
+    if operation == "upgrade":
+        assert installed == "2.0" and "echo v2" in table and "echo v1" not in table
+        assert rt.override("hello").is_file()
+    else:
+        assert installed is None and "hello" not in table
+        assert not list((rt.cache / "env").glob("hello.*"))

@@ -34,3 +34,12 @@ def finalize(rt: Runtime, name: str) -> None:
 def before_uninstall(rt: Runtime, name: str) -> None:
     """Before an uninstall: stop the plugin's daemons and drop its cron jobs."""
     _running("before_uninstall", rt, name)
+
+
+def after_uninstall(rt: Runtime, name: str) -> None:
+    """After an uninstall (again, when recovery finishes one): no daemon, no cron job, no
+    cached env of `name` is left."""
+    from toolchain.runtime import plugin_env
+
+    _running("before_uninstall", rt, name)  # the running side only regenerates without it
+    plugin_env.drop_cache(rt, name)

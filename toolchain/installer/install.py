@@ -280,14 +280,18 @@ def transaction(rt: Runtime, steps: Sequence[Step]) -> list[Change]:
             )
             for s in staged
         ]
-        journal.commit(rt, tid, moves)
+
+        def after() -> None:
+            for item in staged:
+                hooks.finalize(rt, item.name)
+
+        journal.commit(rt, tid, moves, after=after)
     except BaseException:
         _abort(rt, tid)
         raise
     recovery.collect_venvs(rt)
     for item in staged:
         archive.prune(rt, item.name)
-        hooks.finalize(rt, item.name)
     return changes
 
 
@@ -314,12 +318,12 @@ def devlink(rt: Runtime, cfg: layers.PluginConfig, *, force: bool = False) -> st
     link = journal.staging_path(rt, name, tid)
     try:
         link.symlink_to(source, target_is_directory=True)
-        journal.commit(rt, tid, [journal.Move(name, link, journal.backup_path(rt, name, tid))])
+        move = journal.Move(name, link, journal.backup_path(rt, name, tid))
+        journal.commit(rt, tid, [move], after=lambda: hooks.finalize(rt, name))
     except BaseException:
         _abort(rt, tid)
         raise
     recovery.collect_venvs(rt)
-    hooks.finalize(rt, name)
     return name
 
 
@@ -334,11 +338,15 @@ def uninstall(rt: Runtime, name: str, *, clean: bool = False, force: bool = Fals
             f"{'them' if len(needed_by) > 1 else 'it'} first, or use --force"
         )
     linked = registry.entry_kind(rt, name) is registry.EntryKind.DEVLINK
-    hooks.before_uninstall(rt, name)
     tid = journal.new_id()
-    journal.commit(rt, tid, [journal.Move(name, None, journal.backup_path(rt, name, tid))])
+    journal.commit(
+        rt,
+        tid,
+        [journal.Move(name, None, journal.backup_path(rt, name, tid))],
+        before=lambda: hooks.before_uninstall(rt, name),  # daemons stop before files go
+        after=lambda: plugin_env.drop_cache(rt, name),
+    )
     recovery.collect_venvs(rt)
-    plugin_env.drop_cache(rt, name)
     # What uninstall keeps: the log (the operator's record) and, unless --clean, the
     # override file. The archived versions and the plugin's tmp go with it: an uninstalled
     # plugin is not rolled back, it is installed again.

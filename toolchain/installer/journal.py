@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,26 +144,42 @@ def _finish(runtime: Runtime, journal: Path, moves: list[Move]) -> None:
             rename(move.backup, move.archive)
             fsync_dir(move.backup.parent)
             failpoint("backup-archived")
-    # A removed entry's backup must be gone before the journal: without a journal, a
-    # backup whose entry is missing is restored.
-    for move in moves:
-        if move.staging is None:
-            drop(move.backup)
-    remove_journal(journal)
-    failpoint("journal-removed")
+    # Every backup goes while the journal stands: without a journal, a backup whose entry
+    # is missing is restored, and a repeated _finish finds each move done.
     for move in moves:
         drop(move.backup)
 
 
-def commit(runtime: Runtime, tid: str, moves: list[Move]) -> None:
-    """Swap every staging entry into place (or remove entries) as one transaction."""
+def commit(
+    runtime: Runtime,
+    tid: str,
+    moves: list[Move],
+    *,
+    before: Callable[[], None] | None = None,
+    after: Callable[[], None] | None = None,
+) -> None:
+    """Swap every staging entry into place (or remove entries) as one transaction.
+
+    The journal covers the hooks too: `before` runs once the commit is decided (an
+    uninstall stops the plugin's daemons), `after` once the entries are in place (cron
+    jobs, daemons, the override file); the journal goes only then, so that a crash at
+    any point leaves recovery to finish the entries *and* their hooks.
+    """
     try:
         journal = write_journal(runtime, tid, moves)
     except OSError as exc:
         raise InstallError(f"{runtime.plugins}: cannot write the journal: {exc}") from None
     failpoint("journal-written")
     try:
+        if before is not None:
+            before()
+            failpoint("before-hooks-ran")
         _finish(runtime, journal, moves)
+        failpoint("hooks-pending")
+        if after is not None:
+            after()
+        remove_journal(journal)
+        failpoint("journal-removed")
     except OSError as exc:
         # The journal is the decision: the next command completes the commit.
         raise InstallError(
@@ -187,8 +204,11 @@ def _read_journal(path: Path) -> list[Move] | None:
         return None
 
 
-def recover(runtime: Runtime) -> list[str]:
-    """Finish or revert what an interrupted command left; return the names installed."""
+def recover(runtime: Runtime, hooks: Callable[[list[Move]], None]) -> list[str]:
+    """Finish or revert what an interrupted command left; return the names it changed.
+
+    A journal's moves are completed, then `hooks` runs for them, then the journal goes.
+    """
     plugins = runtime.plugins
     if not plugins.is_dir():
         return []
@@ -200,7 +220,9 @@ def recover(runtime: Runtime) -> list[str]:
             continue
         log.warning("%s: completing an interrupted commit", journal)
         _finish(runtime, journal, moves)
-        done += [m.name for m in moves if m.staging is not None]
+        hooks(moves)
+        remove_journal(journal)
+        done += [m.name for m in moves]
     for entry in sorted(plugins.iterdir()):
         name = entry.name
         if name.startswith(JOURNAL) and name.endswith(".tmp"):

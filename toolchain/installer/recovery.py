@@ -17,15 +17,20 @@ log = logging.getLogger(__name__)
 
 def recover(runtime: Runtime) -> None:
     """Complete or revert interrupted transactions, then drop what no entry uses."""
-    finished = journal.recover(runtime)
+    journal.recover(runtime, lambda moves: _finish_hooks(runtime, moves))
     collect_venvs(runtime)
     _collect_leftovers(runtime)
-    if finished:
-        from toolchain.installer import hooks  # config and the running side: only then
 
-        for name in finished:
-            if entry_exists(runtime, name):
-                hooks.finalize(runtime, name)
+
+def _finish_hooks(runtime: Runtime, moves: list[journal.Move]) -> None:
+    """What an interrupted commit did not get to: the hooks of each of its entries."""
+    from toolchain.installer import hooks  # config and the running side: only then
+
+    for move in moves:
+        if entry_exists(runtime, move.name):
+            hooks.finalize(runtime, move.name)
+        else:
+            hooks.after_uninstall(runtime, move.name)
 
 
 def _collect_leftovers(runtime: Runtime) -> None:
