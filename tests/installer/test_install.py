@@ -446,3 +446,20 @@ def test_info_of_a_truncated_or_altered_file_is_an_error(
     assert info_main([str(cut)]) == 1
     err = capsys.readouterr().err
     assert "corrupt or truncated archive" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_override_key_the_plugin_does_not_have_is_a_warning_naming_file_and_key(
+    tmp_path: Path, rt: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    override = rt.override("hello")
+    override.parent.mkdir(parents=True)
+    override.write_text("[custom]\ngreting = hi\ngreeting[DEV] = yo\ngreeting = ok\n")
+    file = build_plugin(tmp_path, "hello", "1.0", custom={"greeting": "hello"})
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "plugins.install"), str(file)],
+        capture_output=True, text=True, env=tool_env(),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr
+    assert f"WARNING: {override}: [custom] greting: plugin hello has no such key" in err
+    assert "greeting" not in err.replace("greting", "")  # the real key and its variant: fine

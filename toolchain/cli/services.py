@@ -79,6 +79,11 @@ def _reload(args: argparse.Namespace) -> int:
     home = rt.home
     with lock.locked(rt):
         services.reload(home)
+        from toolchain.installer import hooks
+        from toolchain.runtime import registry
+
+        for name in registry.installed_names(rt):
+            hooks.warn_unknown_keys(rt, name)
     print(f"reloaded: {home}")
     return 0
 

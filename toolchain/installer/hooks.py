@@ -28,7 +28,18 @@ def _running(which: str, rt: Runtime, name: str) -> None:
 def finalize(rt: Runtime, name: str) -> None:
     """After a commit: create the override file if absent, start cron jobs and daemons."""
     overrides.write_template(rt, name)
+    warn_unknown_keys(rt, name)
     _running("after_install", rt, name)
+
+
+def warn_unknown_keys(rt: Runtime, name: str) -> None:
+    """Warn, naming file and key, about override keys plugin `name` does not have."""
+    try:
+        unknown = overrides.unknown_keys(rt, name)
+    except ToolchainError:
+        return  # a broken override file is an error where it is read
+    for where in unknown:
+        log.warning("%s: plugin %s has no such key; a typo?", where, name)
 
 
 def before_uninstall(rt: Runtime, name: str) -> None:
