@@ -50,6 +50,14 @@ def venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
+def _where_from(find_links: Sequence[Path], allow_binary: bool) -> list[str | Path]:
+    """The options both installers take alike: local wheel directories, the binary policy."""
+    options: list[str | Path] = []
+    for link in find_links:
+        options += ["--find-links", link]
+    return options if allow_binary else [*options, "--no-binary", ":all:"]
+
+
 class PipBackend:
     """virtualenv, pip and pip-tools."""
 
@@ -87,10 +95,7 @@ class PipBackend:
         ]
         if offline:
             cmd += ["--no-index"]
-        for link in find_links:
-            cmd += ["--find-links", link]
-        if not allow_binary:
-            cmd += ["--no-binary", ":all:"]
+        cmd += _where_from(find_links, allow_binary)
         env = clean_env({"PIP_NO_INDEX": "1"} if offline else None)
         run(cmd, env=env, what=f"pip install -r {requirements}")
 
@@ -185,10 +190,7 @@ class UvBackend:
         ]
         if offline:
             cmd += ["--offline", "--no-index"]
-        for link in find_links:
-            cmd += ["--find-links", link]
-        if not allow_binary:
-            cmd += ["--no-binary", ":all:"]
+        cmd += _where_from(find_links, allow_binary)
         run(cmd, env=self._env(offline), what=f"uv pip install -r {requirements}")
 
     def compile(self, source: Path, output: Path, constraints: Sequence[Path] = ()) -> None:
