@@ -26,7 +26,7 @@ from toolchain.installer import journal, stage
 from toolchain.runtime.registry import read_json
 
 BIN = Path(sys.executable).parent
-STEPS = ("rename", "drop", "write_journal", "remove_journal")
+STEPS = ("exchange", "rename", "drop", "write_journal", "remove_journal")
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +118,45 @@ def test_each_failing_step_leaves_old_or_new(
         assert version(rt) == expected, (k, steps[k - 1])
 
 
+@pytest.mark.parametrize("two_step", [False, True], ids=["exchange", "no-exchange-fs"])
+def test_an_upgrade_never_leaves_the_entry_missing(
+    artifacts: dict[str, Path], monkeypatch: pytest.MonkeyPatch, two_step: bool
+) -> None:
+    """After every filesystem step of an upgrade, `plugins/hello` is one whole version.
+
+    A cron job or daemon starting at any moment of the swap finds the plugin; on a
+    filesystem without the atomic exchange, the swap falls back to two renames (and the
+    entry is missing between them: the case is here to show the fallback still commits).
+    """
+    rt = Runtime.current()
+    _install_v1(rt, artifacts)
+    seen: list[tuple[str, str | None]] = []
+    entry = rt.plugin("hello")
+    if two_step:
+        monkeypatch.setattr(journal, "exchange", lambda a, b: False, raising=False)
+
+    def watch(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def step(*args: Any) -> Any:
+            result = real(*args)
+            meta = entry / METADATA
+            seen.append((name, str(read_json(meta)["version"]) if meta.is_file() else None))
+            return result
+
+        return step
+
+    for name in STEPS:
+        if hasattr(journal, name):
+            monkeypatch.setattr(journal, name, watch(name, getattr(journal, name)))
+    assert install_main(["--upgrade", str(artifacts["2.0"])]) == 0
+    assert version(rt) == "2.0"
+    missing = [step for step, found in seen if found is None]
+    if two_step:
+        assert missing == ["rename"]
+    else:
+        assert missing == [], seen
+        assert [v for _, v in seen if v] == sorted(v for _, v in seen if v)  # 1.0s then 2.0s
+
+
 def _install_v1(rt: Runtime, artifacts: dict[str, Path]) -> None:
     assert install_main([str(artifacts["1.0"])]) == 0
     assert version(rt) == "1.0"
@@ -138,7 +177,7 @@ def _run_killed(args: list[str], **env: str) -> int:
     ("point", "expected"),
     [
         ("journal-written", "2.0"),
-        ("backup-renamed", "2.0"),
+        ("entries-exchanged", "2.0"),
         ("staging-renamed", "2.0"),
         ("journal-removed", "2.0"),
     ],

@@ -1,19 +1,26 @@
 """Crash-safe replacement of runtime entries: staging, backup, journal and recovery.
 
 A transaction prepares complete staging entries (`plugins/.staging-NAME-ID`) and then
-commits: it writes a journal (the decision to commit), moves each current entry aside
-(`plugins/.backup-NAME-ID`), renames each staging entry into place, moves the backups to
-be kept into the runtime's archive, and drops the journal and the other backups.
+commits: it writes a journal (the decision to commit), swaps each staging entry with the
+current one in a single atomic step (`renameat2(RENAME_EXCHANGE)`: `plugins/NAME` exists
+throughout, so a cron job starting at that moment finds one version or the other), moves
+the replaced entry aside (`plugins/.backup-NAME-ID`), moves the backups to be kept into
+the runtime's archive, and drops the journal and the other backups. On a filesystem
+without the exchange, the current entry is renamed aside first, then the staging entry
+into place.
 `recover` finishes a commit whose journal exists (roll forward) and otherwise throws
 staging debris away (roll back), so a SIGKILL at any moment leaves either every old entry
 or every new one.
 
-Every step goes through `rename`, `write_journal`, `remove_journal` or `drop`, and past a
-`failpoint`, so that tests can make any step fail or kill the process at it.
+Every step goes through `exchange`, `rename`, `write_journal`, `remove_journal` or
+`drop`, and past a `failpoint`, so that tests can make any step fail or kill the process at it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import json
 import logging
 import os
@@ -71,6 +78,38 @@ def rename(src: Path, dst: Path) -> None:
     fsync_dir(dst.parent)
 
 
+_RENAME_EXCHANGE = 2  # linux/fs.h
+_AT_FDCWD = -100
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap the entries `a` and `b` (same directory) atomically and durably.
+
+    False, with nothing changed, when the system or filesystem cannot (no
+    `renameat2`, or EINVAL/ENOSYS/ENOTSUP from it): the caller renames in two steps.
+    """
+    if _renameat2 is None:
+        return False
+    done = _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    if done != 0:
+        err = ctypes.get_errno()
+        if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            return False
+        raise OSError(err, os.strerror(err), str(a))
+    fsync_dir(b.parent)
+    return True
+
+
+def _identity(path: Path) -> list[int] | None:
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino]
+
+
 def drop(path: Path) -> None:
     """Remove an entry: a symlink (never followed), a file or a whole tree."""
     if path.is_symlink() or path.is_file():
@@ -89,6 +128,8 @@ def write_journal(runtime: Runtime, tid: str, moves: list[Move]) -> Path:
             "staging": str(m.staging) if m.staging else None,
             "backup": str(m.backup),
             "archive": str(m.archive) if m.archive else None,
+            # Tells recovery whether the exchange happened: the entry at NAME is then this one.
+            "staged": _identity(m.staging) if m.staging else None,
         }
         for m in moves
     ]
@@ -120,14 +161,33 @@ class Move:
     archive: Path | None = None
 
 
-def _apply(runtime: Runtime, move: Move) -> None:
-    """Bring one move to its committed state; safe to repeat after a crash."""
+def _exists(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def _apply(runtime: Runtime, move: Move, staged: list[int] | None) -> None:
+    """Bring one move to its committed state; safe to repeat after a crash.
+
+    `staged` is the identity (device, inode) the staging entry had when the journal was
+    written: an entry at NAME with that identity means the exchange is done and the
+    staging path holds the replaced entry.
+    """
     target = runtime.plugin(move.name)
-    if move.staging is not None and not (move.staging.exists() or move.staging.is_symlink()):
-        return  # already renamed into place
-    if (target.exists() or target.is_symlink()) and not (
-        move.backup.exists() or move.backup.is_symlink()
-    ):
+    if move.staging is not None and not _exists(move.staging):
+        return  # already in place, and what it replaced already moved aside
+    if _exists(target) and not _exists(move.backup):
+        if move.staging is not None:
+            if staged is None or _identity(target) != staged:
+                if not exchange(move.staging, target):
+                    rename(target, move.backup)
+                    failpoint("backup-renamed")
+                    rename(move.staging, target)
+                    failpoint("staging-renamed")
+                    return
+                failpoint("entries-exchanged")
+            rename(move.staging, move.backup)  # it holds the replaced entry now
+            failpoint("staging-renamed")
+            return
         rename(target, move.backup)
         failpoint("backup-renamed")
     if move.staging is not None:
@@ -135,9 +195,9 @@ def _apply(runtime: Runtime, move: Move) -> None:
         failpoint("staging-renamed")
 
 
-def _finish(runtime: Runtime, journal: Path, moves: list[Move]) -> None:
-    for move in moves:
-        _apply(runtime, move)
+def _finish(runtime: Runtime, moves: list[Move], staged: list[list[int] | None]) -> None:
+    for move, identity in zip(moves, staged, strict=True):
+        _apply(runtime, move, identity)
     for move in moves:  # before the journal goes: a repeated _finish finds them moved
         if move.archive is not None and move.backup.is_dir() and not move.backup.is_symlink():
             move.archive.parent.mkdir(parents=True, exist_ok=True)
@@ -170,11 +230,12 @@ def commit(
     except OSError as exc:
         raise InstallError(f"{runtime.plugins}: cannot write the journal: {exc}") from None
     failpoint("journal-written")
+    staged = [_identity(m.staging) if m.staging else None for m in moves]
     try:
         if before is not None:
             before()
             failpoint("before-hooks-ran")
-        _finish(runtime, journal, moves)
+        _finish(runtime, moves, staged)
         failpoint("hooks-pending")
         if after is not None:
             after()
@@ -188,10 +249,11 @@ def commit(
         ) from None
 
 
-def _read_journal(path: Path) -> list[Move] | None:
+def _read_journal(path: Path) -> tuple[list[Move], list[list[int] | None]] | None:
+    """The moves of a journal and the identity of each one's staging entry."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        return [
+        moves = [
             Move(
                 d["name"],
                 Path(d["staging"]) if d["staging"] else None,
@@ -200,8 +262,10 @@ def _read_journal(path: Path) -> list[Move] | None:
             )
             for d in doc
         ]
+        staged = [[int(n) for n in d["staged"]] if d.get("staged") else None for d in doc]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    return moves, staged
 
 
 def recover(runtime: Runtime, hooks: Callable[[list[Move]], None]) -> list[str]:
@@ -214,12 +278,13 @@ def recover(runtime: Runtime, hooks: Callable[[list[Move]], None]) -> list[str]:
         return []
     done: list[str] = []
     for journal in sorted(plugins.glob(f"{JOURNAL}*.json")):
-        moves = _read_journal(journal)
-        if moves is None:  # written by replace only once complete: a corrupt one is foreign
+        read = _read_journal(journal)
+        if read is None:  # written by replace only once complete: a corrupt one is foreign
             log.warning("%s: unreadable journal, ignored", journal)
             continue
         log.warning("%s: completing an interrupted commit", journal)
-        _finish(runtime, journal, moves)
+        moves, staged = read
+        _finish(runtime, moves, staged)
         hooks(moves)
         remove_journal(journal)
         done += [m.name for m in moves]
