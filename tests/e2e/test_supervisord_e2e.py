@@ -154,3 +154,30 @@ def test_autorestart_of_a_devlinked_plugin(home: Path, tmp_path: Path) -> None:
     assert len(changed) == 1
     assert changed[0].endswith("changed: newdir/mod.py")
     assert _read(home / "log" / "dev" / "main.log").count("started ") == 2
+
+
+def test_autorestart_reads_its_pattern_files_again_when_they_change(
+    home: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / ".autorestart_includes").write_text("*.py\n")
+    (home / "plugins" / "dev").symlink_to(source)
+    dev = _programs(home, "dev")
+    programs.write_plugin(
+        home,
+        programs.PluginPrograms("dev", dev.plugin_dir, dev.daemons, True, "d"),
+    )
+    supervisor.start(home)
+    first = wait_for("daemon", lambda: running_pids(home, "dev"))
+    watcher_log = home / "log" / "dev" / "autorestart.log"
+    wait_for("watcher", lambda: "watching" in _read(watcher_log))
+
+    (source / ".autorestart_includes").write_text("*.py\n*.tmpl\n")
+    wait_for("patterns", lambda: "patterns read again" in _read(watcher_log), timeout=10)
+    (source / "page.tmpl").write_text("now watched\n")
+    wait_for("restart", lambda: "restarted:" in _read(watcher_log), timeout=20)
+    after = wait_for("daemon again", lambda: running_pids(home, "dev"))
+    assert after["dev.main.0"] != first["dev.main.0"]
+    changed = [line for line in _read(watcher_log).splitlines() if " changed: " in line]
+    assert [line.rpartition("changed: ")[2] for line in changed] == ["page.tmpl"]

@@ -3,7 +3,8 @@
 Runs as a program of the plugin's process group (`python -m toolchain.running.autorestart NAME
 DIR`). A change to a file matching `.autorestart_includes` and not
 `.autorestart_excludes` (gitignore syntax) restarts the plugin's daemons, once per burst
-of changes; new sub-directories are watched too. Only the watcher process imports this
+of changes; new sub-directories are watched too. An edit of either pattern file takes
+effect at once (the patterns are read again; the edit itself restarts nothing). Only the watcher process imports this
 module, so the installer never loads pathspec nor watchdog.
 """
 
@@ -95,7 +96,7 @@ def watch(home: Path, plugin: str, root: Path) -> None:
     from toolchain.running.supervisor import restart_programs
 
     real_root = root.resolve()  # a devlink: watchdog reports paths under the real tree
-    matcher = Matcher(real_root)
+    current = [Matcher(real_root)]  # replaced, in the observer's thread, on a pattern edit
     changes: queue.Queue[str] = queue.Queue()
 
     # One write shows up as several events (created, modified, closed; those of a new
@@ -111,7 +112,12 @@ def watch(home: Path, plugin: str, root: Path) -> None:
                 path = os.fsdecode(raw) if raw else ""
                 if not path:
                     continue
+                matcher = current[0]
                 rel = matcher.relative(path)
+                if rel in (INCLUDES, EXCLUDES):
+                    current[0] = Matcher(real_root)
+                    _log(f"patterns read again: {rel} changed")
+                    continue
                 if rel is None or not matcher.matches(rel):
                     continue
                 state = _state(path)
