@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,6 +118,7 @@ def test_bad_daemon_override_fails_the_install(
 
 def test_devlinked_daemon_restarts_once_on_an_included_change(home: Path, tmp_path: Path) -> None:
     source = _service(tmp_path / "src")
+    (source / "local").symlink_to(sys.prefix)  # stands in for the virtualenv make builds
     assert install_main(["--devlink", str(source)]) == 0
     first = _workers(wait_for("two workers and a watcher", lambda: running_pids(home, "svc")))
     assert len(first) == 2

@@ -30,6 +30,7 @@ def rt(tmp_path: Path) -> Runtime:
     runtime = Runtime.current()
     plugin = runtime.plugin("web")
     (plugin / "bin").mkdir(parents=True)
+    (plugin / "local" / "bin").mkdir(parents=True)
     (plugin / "config.ini").write_text(CONFIG)
     return runtime
 

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
+import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -47,8 +51,10 @@ def rt() -> Runtime:
 
 @pytest.fixture
 def web(rt: Runtime) -> Path:
-    """Plugin `web` written straight into the runtime (no virtualenv needed here)."""
-    return write_tree(rt.plugin("web"), "web", "1.0", config=CONFIG)
+    """Plugin `web` written straight into the runtime (an empty stand-in virtualenv)."""
+    root = write_tree(rt.plugin("web"), "web", "1.0", config=CONFIG)
+    (root / "local" / "bin").mkdir(parents=True)
+    return root
 
 
 def env_of(rt: Runtime, name: str = "web") -> dict[str, str]:
@@ -175,6 +181,77 @@ def test_plugin_env_shell_in_the_plugin_dir_you_stand_in(rt: Runtime, web: Path)
         assert plugin_env_main([]) == 2
     finally:
         os.chdir(CHECKOUT)
+
+
+def _on_a_terminal(argv: list[str], env: dict[str, str], typed: str) -> str:
+    """Run `argv` on a new pseudo-terminal (an interactive shell), type `typed`, read all."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                            start_new_session=True)  # fmt: skip
+    os.close(slave)
+    os.write(master, typed.encode())
+    out, deadline = b"", time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: every process closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif proc.poll() is not None:
+            break
+    proc.kill()
+    proc.wait(timeout=10)
+    os.close(master)
+    return out.decode(errors="replace").replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "dash"])
+def test_interactive_shell_keeps_the_plugin_first_after_the_users_startup_file(
+    rt: Runtime, web: Path, tmp_path: Path, shell: str
+) -> None:
+    """~/.bashrc (or ~/.zshrc, $ENV) puts pyenv's shims first: `python` stays the plugin's."""
+    program = shutil.which(shell)
+    assert program, f"{shell} is missing: scripts/system-tools installs it"
+    shims = tmp_path / "pyenv-shims"
+    shims.mkdir()
+    for directory, says in ((shims, "pyenv python"), (web / "local" / "bin", "plugin python")):
+        (directory / "python").write_text(f"#!/bin/sh\necho {says}\n")
+        (directory / "python").chmod(0o755)
+    home = tmp_path / "home"
+    home.mkdir()
+    startup = f'export PATH={shims}:"$PATH"\nexport PYTHONPATH=/elsewhere\nPS1="user$ "\n'
+    for rc in (".bashrc", ".zshrc", "shrc"):
+        (home / rc).write_text(startup)
+    env = {**os.environ, "HOME": str(home), "SHELL": program, "ENV": str(home / "shrc")}
+    typed = 'python; echo "PP=$PYTHONPATH"; echo "PS=$PS1"; exit\n'
+    out = _on_a_terminal([str(BIN / "plugin_env"), "web"], env, typed)
+    assert "plugin python" in out and "pyenv python" not in out, out
+    assert f"PP={web}:{web / 'lib'}:/elsewhere" in out, out
+    assert "PS=(web) user$ " in out, out
+
+
+def test_a_plugin_without_its_virtualenv_is_refused_not_run_with_another_python(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    """Devlinked before `make`: plugin_wrapper would run the toolchain's python."""
+    source = write_tree(tmp_path / "src" / "dev", "dev", "1.0")
+    linked = subprocess.run([str(BIN / "plugins.install"), "--devlink", str(source)],
+                            capture_output=True, text=True)  # fmt: skip
+    assert linked.returncode == 0, linked.stderr
+    assert f"WARNING: {source} has no virtualenv (local/) yet: run make in it" in linked.stderr
+    for argv in ([str(BIN / "plugin_wrapper"), "dev", "--", "python", "-c", ""],
+                 [str(BIN / "plugin_env"), "dev"]):  # fmt: skip
+        proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 1, proc
+        assert proc.stderr == (
+            f"ERROR: plugin dev: {source} has no virtualenv (local/) yet: run make in {source}\n"
+        )
+    (source / "local" / "bin").mkdir(parents=True)
+    ran = subprocess.run([str(BIN / "plugin_wrapper"), "dev", "--", "true"])
+    assert ran.returncode == 0
 
 
 def test_wrapper_with_a_warm_cache_imports_nothing_heavy(rt: Runtime, web: Path) -> None:

@@ -37,6 +37,9 @@ def _installed_dir(name: str) -> tuple[Runtime, Path]:
     plugin_dir = rt.plugin(name)
     if not (plugin_dir / CONFIG_INI).is_file():
         raise NotInstalled(f"plugin {name!r} is not installed in {rt.home}; see plugins.list")
+    from toolchain.runtime.plugin_env import require_venv
+
+    require_venv(name, plugin_dir)
     return rt, plugin_dir
 
 
@@ -82,12 +85,14 @@ def plugin_env_main(argv: Sequence[str] | None = None) -> int:
     p = parser(
         "plugin_env",
         "Start an interactive shell ($SHELL, else /bin/bash) in a plugin's env; without "
-        "NAME, in the env of the plugin directory you stand in.",
+        "NAME, in the env of the plugin directory you stand in. Your startup file "
+        "(~/.bashrc, ~/.zshrc, $ENV) runs first, then the plugin's entries go first again "
+        "on PATH, PYTHONPATH, LD_LIBRARY_PATH and NODE_PATH; the prompt shows (NAME).",
     )
     p.add_argument("name", nargs="?", metavar="NAME")
 
     def body(args: argparse.Namespace) -> None:
-        from toolchain.runtime.plugin_env import find_plugin_dir, variables
+        from toolchain.runtime.plugin_env import find_plugin_dir, require_venv, variables
 
         if args.name:
             rt, plugin_dir = _installed_dir(args.name)
@@ -102,7 +107,10 @@ def plugin_env_main(argv: Sequence[str] | None = None) -> int:
             if found is None:
                 raise UsageError("not inside a plugin directory (no config.ini above): give NAME")
             rt, plugin_dir, name = Runtime.current(), found, load(found / CONFIG_INI).name
-        shell = os.environ.get("SHELL") or "/bin/bash"
-        _exec([shell], variables(rt, name, plugin_dir))
+            require_venv(name, plugin_dir)
+        from toolchain.runtime import shell
+
+        program = os.environ.get("SHELL") or "/bin/bash"
+        _exec(*shell.command(rt, name, program, variables(rt, name, plugin_dir), os.environ))
 
     return execute(p, body, argv)

@@ -38,7 +38,7 @@ from toolchain.core.errors import (
     ToolchainError,
     UsageError,
 )
-from toolchain.core.layout import CONFIG_INI, INSTALL_RECORD, METADATA, Runtime
+from toolchain.core.layout import CONFIG_INI, INSTALL_RECORD, METADATA, VENV, Runtime
 from toolchain.core.names import check_name
 from toolchain.installer import (
     archive,
@@ -324,6 +324,14 @@ def devlink(rt: Runtime, cfg: layers.PluginConfig, *, force: bool = False) -> st
         _abort(rt, tid)
         raise
     recovery.collect_venvs(rt)
+    if not (source / VENV / "bin").is_dir():
+        log.warning(
+            "%s has no virtualenv (%s/) yet: run make in it; until then its commands "
+            "cannot run (plugin_wrapper %s refuses)",
+            source,
+            VENV,
+            name,
+        )
     return name
 
 

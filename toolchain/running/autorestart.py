@@ -4,8 +4,9 @@ Runs as a program of the plugin's process group (`python -m toolchain.running.au
 DIR`). A change to a file matching `.autorestart_includes` and not
 `.autorestart_excludes` (gitignore syntax) restarts the plugin's daemons, once per burst
 of changes; new sub-directories are watched too. An edit of either pattern file takes
-effect at once (the patterns are read again; the edit itself restarts nothing). Only the watcher process imports this
-module, so the installer never loads pathspec nor watchdog.
+effect at once (the patterns are read again; the edit itself restarts nothing). Only
+the watcher process imports this module, so the installer never loads pathspec nor
+watchdog.
 """
 
 from __future__ import annotations

@@ -179,6 +179,7 @@ def cached_variables(name: str) -> dict[str, str] | None:
         "/" in name
         or name.startswith(".")
         or not os.path.isfile(os.path.join(plugin_dir, CONFIG_INI))
+        or not os.path.isdir(os.path.join(plugin_dir, "local", "bin"))  # the full path says why
     ):
         return None
     doc = load_fast(fast_path(home, name), cache_key(home, name, plugin_dir))

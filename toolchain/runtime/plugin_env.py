@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from toolchain.core.layout import CONFIG_INI, Runtime
+from toolchain.core.errors import NotInstalled
+from toolchain.core.layout import CONFIG_INI, VENV, Runtime
 from toolchain.core.settings import config_name, module_name
 from toolchain.runtime import envcache
 
@@ -115,6 +116,21 @@ def variables(
         rendered = layers.render(merged, env, plugin_dir / CONFIG_INI)
         exported = layers.exported(rendered, module_name())
     return envcache.compose(env, str(runtime.home), name, str(plugin_dir), merged, exported)
+
+
+def require_venv(name: str, plugin_dir: Path) -> None:
+    """Refuse to run a plugin whose virtualenv is missing: its commands would silently get
+    whichever python comes next on PATH (the toolchain's, the system's)."""
+    if (plugin_dir / VENV / "bin").is_dir():
+        return
+    if plugin_dir.is_symlink() or not (plugin_dir / VENV).is_symlink():  # a source tree
+        source = plugin_dir.resolve()
+        raise NotInstalled(
+            f"plugin {name}: {source} has no virtualenv ({VENV}/) yet: run make in {source}"
+        )
+    raise NotInstalled(
+        f"plugin {name}: its virtualenv ({plugin_dir / VENV}) is missing: reinstall the plugin"
+    )
 
 
 def find_plugin_dir(start: Path) -> Path | None:
