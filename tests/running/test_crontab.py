@@ -146,3 +146,34 @@ def test_a_rendered_line_break_of_any_kind_is_refused(separator: str) -> None:
     env = {**ENV, "EVIL": f"x{separator}SHELL=/tmp/evil{separator}* * * * * /tmp/evil"}
     with pytest.raises(CronError, match=rf"line break \(U\+{ord(separator):04X}"):
         crontab.parse("0 * * * * echo {{EVIL}}\n", env, "hello/crontab")
+
+
+@pytest.mark.parametrize(
+    "separator", ["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028"]
+)
+def test_a_line_break_other_than_newline_in_the_file_is_refused(separator: str) -> None:
+    """cron ends lines at "\\n" only: another break would hide a second job in one line."""
+    text = f"0 * * * * true{separator}* * * * * touch /tmp/evil\n"
+    with pytest.raises(
+        CronError, match=rf"hello/crontab:1: .*line break \(U\+{ord(separator):04X}"
+    ):
+        crontab.parse(text, ENV, "hello/crontab")
+
+
+def test_windows_line_ends_are_line_ends() -> None:
+    jobs = crontab.parse("0 * * * * true\r\n5 * * * * false\r\n", ENV, "hello/crontab")
+    assert [(j.schedule, j.command) for j in jobs] == [
+        ("0 * * * *", "true"),
+        ("5 * * * *", "false"),
+    ]
+
+
+def test_the_file_is_read_as_cron_reads_it(tmp_path: Path) -> None:
+    """A text-mode read turns a lone "\\r" into a line end: the second job would pass."""
+    path = tmp_path / "crontab"
+    path.write_bytes(b"0 * * * * true\r* * * * * touch /tmp/evil\n")
+    with pytest.raises(CronError, match=r"line break \(U\+000D"):
+        crontab.parse(crontab.read(path, "hello/crontab"), ENV, "hello/crontab")
+    path.write_bytes(b"0 * * * * caf\xe9\n")
+    with pytest.raises(CronError, match="hello/crontab: not UTF-8 text"):
+        crontab.read(path, "hello/crontab")

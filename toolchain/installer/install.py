@@ -136,6 +136,7 @@ def _stage(
         "installed_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     _create(staged.path / INSTALL_RECORD, spec.dumps(record))
+    stage.check_crontab(runtime_, staged, str(file))
     stage.build_venv(runtime_, staged, tid)
     stage.postinstall(runtime_, staged)
     return staged

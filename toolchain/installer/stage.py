@@ -16,9 +16,10 @@ from toolchain.artifact import spec
 from toolchain.artifact.manifest import dumps_manifest
 from toolchain.artifact.spec import FORMAT_VERSION
 from toolchain.config import layers, schema
-from toolchain.core.errors import ArtifactError, CommandError, InstallError
+from toolchain.core.errors import ArtifactError, CommandError, CronError, InstallError
 from toolchain.core.layout import (
     CONFIG_INI,
+    CRONTAB,
     MANIFEST,
     METADATA,
     NPM_CACHE,
@@ -28,7 +29,7 @@ from toolchain.core.layout import (
     Runtime,
     provisioning_dir,
 )
-from toolchain.core.runner import run
+from toolchain.core.runner import clean_env, run
 from toolchain.localenv import node, venv
 from toolchain.runtime import plugin_env, registry
 
@@ -127,6 +128,8 @@ def write_requirements(wheelhouse: Path, out: Path) -> bool:
             name, version, _build, _tags = parse_wheel_filename(wheel.name)
         except InvalidWheelFilename:
             raise ArtifactError(f"{wheel}: not a wheel file name; rebuild the artifact") from None
+        if wheel.is_symlink() or not wheel.is_file():
+            raise ArtifactError(f"{wheel}: not a wheel file (a link or a directory)")
         lines.append(f"{name}=={version} --hash=sha256:{spec.sha256_file(wheel)}\n")
     out.write_text("".join(lines), encoding="utf-8")
     return bool(lines)
@@ -165,8 +168,26 @@ def postinstall(runtime_: Runtime, staged: Staged) -> None:
         raise InstallError(f"plugin {staged.name}: {exc}") from None
 
 
+def check_crontab(runtime_: Runtime, staged: Staged, where: str) -> None:
+    """Refuse a crontab that cannot become cron jobs, before anything is swapped in
+    (after the swap, a broken crontab would only be a warning and keep the old jobs)."""
+    path = staged.path / CRONTAB
+    if not path.is_file():
+        return
+    from toolchain.core.settings import RUNTIME_HOME
+    from toolchain.running import crontab
+
+    base = clean_env({RUNTIME_HOME: str(runtime_.home)})
+    env = plugin_env.variables(runtime_, staged.name, staged.path, base=base)
+    try:
+        crontab.parse(crontab.read(path, f"{where}: {CRONTAB}"), env, f"{where}: {CRONTAB}")
+    except CronError as exc:
+        raise ArtifactError(str(exc)) from None
+
+
 def prepare(rt: Runtime, name: str, staged: Path, tid: str) -> None:
     """Build the virtualenv of a staged tree and run its postinstall (rollback's way in)."""
     item = Staged(name, staged)
+    check_crontab(rt, item, f"plugin {name}")
     build_venv(rt, item, tid)
     postinstall(rt, item)

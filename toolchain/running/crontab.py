@@ -77,14 +77,26 @@ def _render_line(line: str, env: Mapping[str, str], where: str) -> str:
         raise CronError(f"{where}: cannot render: {exc}") from None
 
 
+def read(path: Path, source: str) -> str:
+    """A plugin's crontab as cron reads it: bytes decoded, no newline translated (a text-mode
+    read would turn a lone "\r" into a line end and hide a second job in one line)."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CronError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
 def parse(text: str, env: Mapping[str, str], source: str) -> list[Job]:
     """Render and parse a plugin's crontab text; comments and blank lines are dropped."""
     jobs = []
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" (or "\r\n") as cron reads them; any other character that
+    # str.splitlines() breaks at is refused below rather than taken as a line end.
+    for number, raw in enumerate(text.split("\n"), start=1):
         where = f"{source}:{number}"
+        raw = raw.removesuffix("\r")
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
-        line = _render_line(raw.strip(), env, where)
+        line = _render_line(raw.strip(" \t"), env, where)
         breaks = sorted({f"U+{ord(c):04X}" for c in line if c in _LINE_BREAKS})
         if breaks:  # str.splitlines, and so the user's crontab, would start a new line there
             raise CronError(

@@ -98,10 +98,11 @@ def cron_jobs(home: Path, name: str) -> list[crontab.Job]:
     path = Runtime(home).plugin(name) / CRONTAB
     if not path.is_file():
         return []
-    text = path.read_text(encoding="utf-8")
+    where = f"plugin {name}: {path}"
+    text = crontab.read(path, where)
     if not any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines()):
         return []
-    return crontab.parse(text, environment(home, name), f"plugin {name}: {path}")
+    return crontab.parse(text, environment(home, name), where)
 
 
 def regenerate_crontab(home: Path, skip: Iterable[str] = ()) -> Path:
