@@ -231,6 +231,11 @@ def test_interactive_shell_keeps_the_plugin_first_after_the_users_startup_file(
     assert "plugin python" in out and "pyenv python" not in out, out
     assert f"PP={web}:{web / 'lib'}:/elsewhere" in out, out
     assert "PS=(web) user$ " in out, out
+    # plugin_env from a plugin_env shell: the same, one level deeper, and back.
+    typed = f'{BIN / "plugin_env"} web\npython; echo "PS=$PS1"; exit\necho "OUT=$PS1"; exit\n'
+    out = _on_a_terminal([str(BIN / "plugin_env"), "web"], env, typed)
+    assert "plugin python" in out and "pyenv python" not in out, out
+    assert "PS=(web) user$ " in out and "OUT=(web) user$ " in out, out
 
 
 def test_a_plugin_without_its_virtualenv_is_refused_not_run_with_another_python(

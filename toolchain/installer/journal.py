@@ -19,7 +19,6 @@ Every step goes through `exchange`, `rename`, `write_journal`, `remove_journal` 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import json
 import logging
@@ -80,7 +79,7 @@ def rename(src: Path, dst: Path) -> None:
 
 _RENAME_EXCHANGE = 2  # linux/fs.h
 _AT_FDCWD = -100
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+_libc = ctypes.CDLL(None, use_errno=True)  # the C library this Python already uses
 _renameat2 = getattr(_libc, "renameat2", None)
 
 
@@ -103,11 +102,13 @@ def exchange(a: Path, b: Path) -> bool:
 
 
 def _identity(path: Path) -> list[int] | None:
+    """The inode of an entry (never followed). Entries of one commit share a directory,
+    hence a device; the device number itself may change across a reboot (overlayfs,
+    btrfs, renumbered disks), so it is not part of the identity."""
     try:
-        st = path.lstat()
+        return [path.lstat().st_ino]
     except OSError:
         return None
-    return [st.st_dev, st.st_ino]
 
 
 def drop(path: Path) -> None:
@@ -168,7 +169,7 @@ def _exists(path: Path) -> bool:
 def _apply(runtime: Runtime, move: Move, staged: list[int] | None) -> None:
     """Bring one move to its committed state; safe to repeat after a crash.
 
-    `staged` is the identity (device, inode) the staging entry had when the journal was
+    `staged` is the identity (inode) the staging entry had when the journal was
     written: an entry at NAME with that identity means the exchange is done and the
     staging path holds the replaced entry.
     """
@@ -177,7 +178,7 @@ def _apply(runtime: Runtime, move: Move, staged: list[int] | None) -> None:
         return  # already in place, and what it replaced already moved aside
     if _exists(target) and not _exists(move.backup):
         if move.staging is not None:
-            if staged is None or _identity(target) != staged:
+            if staged is None or _identity(target) != staged[-1:]:
                 if not exchange(move.staging, target):
                     rename(target, move.backup)
                     failpoint("backup-renamed")

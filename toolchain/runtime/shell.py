@@ -54,13 +54,39 @@ def _write(path: Path, lines: list[str]) -> None:
 def command(
     rt: Runtime, name: str, shell: str, env: dict[str, str], base: Mapping[str, str]
 ) -> tuple[list[str], dict[str, str]]:
-    """The argv and environment of an interactive `shell` in the env of plugin `name`."""
+    """The argv and environment of an interactive `shell` in the env of plugin `name`.
+
+    When the startup file cannot be written (a read-only runtime), the shell starts as
+    it is: the user's startup file then runs last.
+    """
     kind = os.path.basename(shell)
     if kind not in {"bash", "zsh"} | _POSIX:
         return [shell], env
     directory = rt.cache / "shell" / name
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    directory.chmod(0o700)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if directory.stat().st_mode & 0o077:
+            directory.chmod(0o700)
+        return _startup(kind, shell, name, directory, env, base)
+    except OSError:
+        return [shell], env
+
+
+def _remember(env: dict[str, str], var: str, ours: Path) -> None:
+    """Keep the user's own `var` for our startup file (not ours, in a nested plugin_env)."""
+    value = env.get(var)
+    if value is not None and not value.startswith(f"{ours.parent}{os.sep}"):
+        env[f"{_ORIGINAL}{var}"] = value
+
+
+def _startup(
+    kind: str,
+    shell: str,
+    name: str,
+    directory: Path,
+    env: dict[str, str],
+    base: Mapping[str, str],
+) -> tuple[list[str], dict[str, str]]:
     header = f"# Written by plugin_env for plugin {name}: yours first, then the plugin env."
     again = startup_lines(env, base)
     label = shlex.quote(f"({name}) ")
@@ -70,21 +96,30 @@ def command(
                     f'PS1={label}"${{PS1-\\$ }}"'])  # fmt: skip
         return [shell, "--rcfile", str(rc)], env
     if kind == "zsh":
-        user = f"${{{_ORIGINAL}ZDOTDIR:-$HOME}}"
-        _write(directory / ".zshenv", [header, f'[ -f "{user}/.zshenv" ] && . "{user}/.zshenv"'])
-        _write(directory / ".zshrc", [
-            header, f'ZDOTDIR="{user}"', '[ -f "$ZDOTDIR/.zshrc" ] && . "$ZDOTDIR/.zshrc"',
-            *again, f'PROMPT={label}"$PROMPT"',
+        # zsh reads $ZDOTDIR/.zshenv then $ZDOTDIR/.zshrc: ours run the user's with the
+        # user's ZDOTDIR (which their .zshenv may change), then ours takes over again.
+        _write(directory / ".zshenv", [
+            header, f'_plugin_env_ours="$ZDOTDIR"; ZDOTDIR="${{{_ORIGINAL}ZDOTDIR:-$HOME}}"',
+            '[ -f "$ZDOTDIR/.zshenv" ] && . "$ZDOTDIR/.zshenv"',
+            '_plugin_env_user="$ZDOTDIR"; ZDOTDIR="$_plugin_env_ours"',
         ])  # fmt: skip
-        if "ZDOTDIR" in env:
-            env[f"{_ORIGINAL}ZDOTDIR"] = env["ZDOTDIR"]
+        _write(directory / ".zshrc", [
+            header, 'ZDOTDIR="$_plugin_env_user"; unset _plugin_env_ours _plugin_env_user',
+            '[ -f "$ZDOTDIR/.zshrc" ] && . "$ZDOTDIR/.zshrc"', *again,
+            f'PROMPT={label}"$PROMPT"',
+        ])  # fmt: skip
+        _remember(env, "ZDOTDIR", directory)
         env["ZDOTDIR"] = str(directory)
         return [shell], env
     rc = directory / "shrc"
     user = f"${{{_ORIGINAL}ENV:-}}"
-    _write(rc, [header, f'[ -n "{user}" ] && [ -f "{user}" ] && . "{user}"', *again,
-                f'PS1={label}"${{PS1-\\$ }}"'])  # fmt: skip
-    if "ENV" in env:
-        env[f"{_ORIGINAL}ENV"] = env["ENV"]
+    _write(rc, [
+        header,
+        # ENV goes back to the user's: a shell started from this one reads theirs, not ours.
+        f'if [ -n "{user}" ]; then export ENV="{user}"; else unset ENV; fi',
+        '[ -n "${ENV:-}" ] && [ -f "$ENV" ] && . "$ENV"', *again,
+        f'PS1={label}"${{PS1-\\$ }}"',
+    ])  # fmt: skip
+    _remember(env, "ENV", directory)
     env["ENV"] = str(rc)
     return [shell], env
