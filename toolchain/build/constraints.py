@@ -15,18 +15,8 @@ from pathlib import Path
 from toolchain.build import freeze
 from toolchain.config import layers, schema
 from toolchain.core.errors import FreezeError
-from toolchain.core.layout import CONFIG_INI, METADATA, REQ_OUT, PluginDir, Runtime
-
-
-def _requires_of(home: Path) -> list[str]:
-    """The plugins an installed or devlinked plugin requires."""
-    if home.is_symlink() or not (home / METADATA).is_file():
-        general = layers.load(home / CONFIG_INI).general
-        return [name for name, _ in schema.parse_requires(general["_requires"])]
-    from toolchain.runtime import registry
-
-    requires = registry.read_json(home / METADATA).get("requires") or []
-    return [name for name, _ in schema.parse_requires(", ".join(requires))]
+from toolchain.core.layout import CONFIG_INI, REQ_OUT, PluginDir, Runtime
+from toolchain.runtime import registry
 
 
 def required_plugins(plugin: PluginDir, rt: Runtime) -> dict[str, Path]:
@@ -44,7 +34,7 @@ def required_plugins(plugin: PluginDir, rt: Runtime) -> dict[str, Path]:
             missing.append(f"{name} (required by {requirer})")
             continue
         found[name] = home
-        pending += [(dep, name) for dep in _requires_of(home)]
+        pending += [(dep, name) for dep in registry.requires_of(home)]
     if missing:
         raise FreezeError(
             f"{plugin.config}: required plugin(s) {', '.join(missing)} not installed or "

@@ -20,5 +20,8 @@ def check_name(name: str) -> str:
     if name.startswith("plugin_") or name.startswith("__"):
         raise InvalidName(f"invalid plugin name {name!r}: it must not start with 'plugin_' or '__'")
     if name in _RESERVED:
-        raise InvalidName(f"invalid plugin name {name!r}: 'base' and 'config' are reserved")
+        raise InvalidName(
+            f"invalid plugin name {name!r}: 'base' and 'config' are reserved, as in MetWork: "
+            "they name the module's own layers, which every plugin env builds on"
+        )
     return name

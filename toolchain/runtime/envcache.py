@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import IO, Any
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: the layers of required plugins
 CONFIG_INI = "config.ini"  # toolchain.core.layout's names, which this module must not import
 VENV = "local"
 _TRUE = {"1", "true", "yes", "on"}
@@ -55,6 +55,29 @@ def cache_key(home: str, name: str, plugin_dir: str) -> list[object]:
         plugin_dir,
         [[f, _identity(f)] for f in config_files(home, name, plugin_dir)],
     ]
+
+
+def dep_identity(plugin_dir: str) -> list[object] | None:
+    """What a required plugin's part of the env depends on: its entry (a new tree after an
+    upgrade or a rollback, a link when devlinked), its config.ini (its own requirements)
+    and its virtualenv link; None when it is not there."""
+    try:
+        entry = os.lstat(plugin_dir).st_ino
+    except OSError:
+        return None
+    try:
+        venv: int | None = os.lstat(os.path.join(plugin_dir, VENV)).st_ino
+    except OSError:
+        venv = None
+    return [entry, _identity(os.path.join(plugin_dir, CONFIG_INI)), venv]
+
+
+def _deps_current(doc: Mapping[str, object]) -> bool:
+    """Whether every required plugin the document was computed with is still the same."""
+    deps = doc.get("deps") or []
+    if not isinstance(deps, list):
+        return False
+    return all(isinstance(d, list) and dep_identity(d[0]) == d[1] for d in deps)
 
 
 def cache_path(home: str, name: str) -> str:
@@ -99,7 +122,7 @@ def load(path: str, key: Sequence[object]) -> dict[str, object] | None:
             doc = json.load(handle)
     except (OSError, ValueError):
         return None
-    if not isinstance(doc, dict) or doc.get("key") != key:
+    if not isinstance(doc, dict) or doc.get("key") != key or not _deps_current(doc):
         return None
     return doc
 
@@ -113,7 +136,7 @@ def load_fast(path: str, key: Sequence[object]) -> dict[str, object] | None:
             doc = marshal.load(handle)
     except (OSError, ValueError, EOFError, TypeError):
         return None
-    if not isinstance(doc, dict) or doc.get("key") != key:
+    if not isinstance(doc, dict) or doc.get("key") != key or not _deps_current(doc):
         return None
     return doc
 
@@ -140,26 +163,42 @@ def compose(
     plugin_dir: str,
     merged: Mapping[str, Mapping[str, str]],
     exported: Mapping[str, str],
+    deps: Sequence[Sequence[Any]] = (),
+    own_sites: Sequence[str] = (),
 ) -> dict[str, str]:
-    """The complete environment of a command of plugin `name`."""
+    """The complete environment of a command of plugin `name`.
+
+    The plugin's own entries come first, then those of each plugin it requires (`deps`:
+    `[directory, identity, site-packages directories]`, nearest first). With such layers,
+    the plugin's own site-packages (`own_sites`) go on PYTHONPATH before theirs, so that
+    its packages shadow a required plugin's.
+    """
     env = dict(base)
     prefix = f"{settings.module_name()}_CURRENT_PLUGIN".upper().replace("-", "_")
     env[f"{prefix}_NAME"] = name
     env[f"{prefix}_DIR"] = plugin_dir
     env.update(exported)
-    lib = os.path.join(plugin_dir, "lib")
-    python_path = [lib]
     flag = merged.get("general", {}).get("_add_plugin_dir_to_python_path", "0")
-    if flag.strip().lower() in _TRUE:
-        python_path.insert(0, plugin_dir)
-    path = [os.path.join(plugin_dir, "bin"), os.path.join(plugin_dir, "local", "bin")]
-    node_modules = os.path.join(plugin_dir, "local", "node_modules")
-    if os.path.isdir(node_modules):  # a plugin with Node.js dependencies (toolchain.localenv.node)
-        path.append(os.path.join(node_modules, ".bin"))
-        _prepend(env, "NODE_PATH", [node_modules])
+    path: list[str] = []
+    python_path = [plugin_dir] if flag.strip().lower() in _TRUE else []
+    libraries: list[str] = []
+    node_path: list[str] = []
+    layers = [(plugin_dir, own_sites if deps else ())]
+    layers += [(str(dep[0]), [str(site) for site in dep[2]]) for dep in deps if dep[1]]
+    for directory, sites in layers:
+        lib = os.path.join(directory, "lib")
+        path += [os.path.join(directory, "bin"), os.path.join(directory, VENV, "bin")]
+        python_path += [lib, *sites]
+        libraries.append(lib)
+        node_modules = os.path.join(directory, VENV, "node_modules")
+        if os.path.isdir(node_modules):  # Node.js dependencies (toolchain.localenv.node)
+            path.append(os.path.join(node_modules, ".bin"))
+            node_path.append(node_modules)
+    if node_path:
+        _prepend(env, "NODE_PATH", node_path)
     _prepend(env, "PATH", path)
     _prepend(env, "PYTHONPATH", python_path)
-    _prepend(env, "LD_LIBRARY_PATH", [lib])
+    _prepend(env, "LD_LIBRARY_PATH", libraries)
     tmp = os.path.join(home, "tmp", name)
     os.makedirs(tmp, exist_ok=True)
     env["TMPDIR"] = tmp
@@ -188,4 +227,7 @@ def cached_variables(name: str) -> dict[str, str] | None:
     merged, exported = doc.get("merged"), doc.get("exported")
     if not isinstance(merged, dict) or not isinstance(exported, dict):
         return None  # templated values: rendered at each run by plugin_env
-    return compose(os.environ, home, name, plugin_dir, merged, exported)
+    deps, own_sites = doc.get("deps") or [], doc.get("own_sites") or []
+    if not isinstance(deps, list) or not isinstance(own_sites, list):
+        return None
+    return compose(os.environ, home, name, plugin_dir, merged, exported, deps, own_sites)

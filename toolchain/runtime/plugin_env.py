@@ -79,6 +79,27 @@ def _store_cache(path: Path, doc: dict[str, Any]) -> None:
             pass
 
 
+def site_packages(plugin_dir: Path) -> list[str]:
+    """The site-packages directories of a plugin's virtualenv."""
+    return sorted(str(p) for p in (plugin_dir / VENV / "lib").glob("python*/site-packages"))
+
+
+def inherited_layers(
+    runtime: Runtime, name: str, merged: Mapping[str, Mapping[str, str]]
+) -> list[list[Any]]:
+    """`[directory, identity, site-packages]` of every plugin `name` inherits, nearest
+    first; a missing one has no identity (and brings nothing until it is installed)."""
+    from toolchain.runtime import registry
+
+    requires = merged.get("general", {}).get("_requires", "")
+    layers = []
+    for _dep, home in registry.inherited(runtime, name, requires):
+        identity = envcache.dep_identity(str(home))
+        sites = site_packages(home) if identity is not None else []
+        layers.append([str(home), identity, sites])
+    return layers
+
+
 def _settings(runtime: Runtime, name: str, plugin_dir: Path) -> dict[str, Any]:
     """The cached (or freshly computed) merged configuration and its exported variables."""
     key = _cache_key(runtime, name, plugin_dir)
@@ -89,7 +110,10 @@ def _settings(runtime: Runtime, name: str, plugin_dir: Path) -> dict[str, Any]:
         envcache.store_fast(envcache.fast_path(home, name), doc)
     if doc is None:
         merged = merged_config(runtime, name, plugin_dir)
-        doc = {"key": key, "merged": merged, "exported": None}
+        deps = inherited_layers(runtime, name, merged)
+        own_sites = site_packages(plugin_dir) if deps else []
+        doc = {"key": key, "merged": merged, "exported": None, "deps": deps,
+               "own_sites": own_sites}  # fmt: skip
         if not _templated(merged):
             from toolchain.config.layers import exported
 
@@ -115,7 +139,10 @@ def variables(
         env[f"{prefix}_DIR"] = str(plugin_dir)
         rendered = layers.render(merged, env, plugin_dir / CONFIG_INI)
         exported = layers.exported(rendered, module_name())
-    return envcache.compose(env, str(runtime.home), name, str(plugin_dir), merged, exported)
+    deps, own_sites = doc.get("deps") or [], doc.get("own_sites") or []
+    return envcache.compose(
+        env, str(runtime.home), name, str(plugin_dir), merged, exported, deps, own_sites
+    )
 
 
 def require_venv(name: str, plugin_dir: Path) -> None:

@@ -109,6 +109,43 @@ def describe(runtime: Runtime, name: str) -> Installed:
     return Installed(name, home, str(meta.get("version")), str(meta.get("release")), None)
 
 
+def requires_of(home: Path) -> list[str]:
+    """The plugins an installed (metadata) or devlinked (config.ini) plugin requires."""
+    from toolchain.config import layers, schema
+
+    if home.is_symlink() or not (home / METADATA).is_file():
+        general = layers.load(home / CONFIG_INI).general
+        return [name for name, _ in schema.parse_requires(general["_requires"])]
+    requires = read_json(home / METADATA).get("requires") or []
+    if not isinstance(requires, list):
+        raise InstallError(f"{home / METADATA}: 'requires' is not a list; reinstall the plugin")
+    return [name for name, _ in schema.parse_requires(", ".join(map(str, requires)))]
+
+
+def inherited(runtime: Runtime, name: str, requires: str) -> list[tuple[str, Path]]:
+    """The plugins `name` inherits (its `_requires` value `requires`, then theirs,
+    transitively), nearest first, each once; a missing one is listed too (its directory
+    does not exist), so that installing it later is noticed."""
+    from toolchain.config import schema
+
+    pending = [dep for dep, _ in schema.parse_requires(requires)]
+    seen = {name}
+    found: list[tuple[str, Path]] = []
+    while pending:
+        dep = pending.pop(0)
+        if dep in seen:
+            continue
+        seen.add(dep)
+        home = runtime.plugin(dep)
+        found.append((dep, home))
+        if (home / CONFIG_INI).is_file():
+            try:
+                pending += requires_of(home)
+            except (InstallError, ValueError):
+                continue  # a damaged entry: its own layers are unknown
+    return found
+
+
 def installed_names(runtime: Runtime) -> list[str]:
     """Names of the plugins installed or devlinked in the runtime, sorted (no debris)."""
     if not runtime.plugins.is_dir():
