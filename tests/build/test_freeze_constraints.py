@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.plugin_dirs import render_default, set_requirements
-from tests.support.plugin_factory import write_tree
-from toolchain.build import constraints, freeze
+from tests.support.plugin_factory import build_plugin, write_tree
+from toolchain.build import constraints, freeze, release
 from toolchain.cli.build import main as build_main
 from toolchain.cli.plugins import install_main
 from toolchain.core.errors import FreezeError
@@ -35,20 +35,57 @@ def devlinked(tmp_path: Path, name: str, pins: dict[str, str], *requires: str) -
         cfg.write_text(
             cfg.read_text().replace("[custom]", f"_requires = {', '.join(requires)}\n[custom]")
         )
-    lines = [f"{n}=={v} \\\n    --hash={FAKE_HASH}\n" for n, v in pins.items()]
     (root / REQ_OUT).parent.mkdir(parents=True, exist_ok=True)
-    (root / REQ_OUT).write_text("# frozen\n--no-index\n" + "".join(lines))
+    (root / REQ_OUT).write_text(_pins_file(pins))
     assert install_main(["--devlink", str(root), "--force"]) == 0
     return root
+
+
+def _pins_file(pins: dict[str, str]) -> str:
+    lines = [f"{n}=={v} \\\n    --hash={FAKE_HASH}\n" for n, v in pins.items()]
+    return "# frozen\n--no-index\n" + "".join(lines)
+
+
+def test_pins_of_a_required_plugin_come_from_a_repository_when_it_is_not_installed(
+    tmp_path: Path,
+    wheels: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = requiring(tmp_path, wheels, "core>=1")
+    assert build_main(["-C", str(app.root), "freeze"]) == 0  # a CI job can always release
+    assert "frozen without the pins of core: not installed, and no PLUGIN_REPOSITORY is set" in (
+        caplog.text
+    )
+    assert {p.name: p.version for p in freeze.read_pins(app.req_out)}["alpha"] == "2.0"
+
+    repo = tmp_path / "repository"
+    repo.mkdir()
+    # the newest that satisfies core>=1 is 1.5
+    build_plugin(repo, "core", "0.9", files={REQ_OUT: _pins_file({"alpha": "2.0"})})
+    build_plugin(repo, "core", "1.5", files={REQ_OUT: _pins_file({"alpha": "1.0"})})
+    build_plugin(repo, "core", "1.2", files={REQ_OUT: _pins_file({"alpha": "2.0"})})
+    caplog.clear()
+    assert build_main(["-C", str(app.root), "freeze", "--repository", str(repo)]) == 0
+    assert {p.name: p.version for p in freeze.read_pins(app.req_out)}["alpha"] == "1.0"
+    assert "frozen without" not in caplog.text
+    # the same through PLUGIN_REPOSITORY, recorded in the release's metadata
+    monkeypatch.setenv("PLUGIN_REPOSITORY", str(repo))
+    recorded = release.plugin_pins(app, None)
+    assert recorded["pins"] == {"alpha": "1.0", "beta": "1.0"}
+    assert recorded["inherited_pins"] == {
+        "core": {"version": "1.5", "source": "repository", "pins": {"alpha": "1.0"}}
+    }
+    monkeypatch.setenv("PLUGIN_REPOSITORY", str(tmp_path / "nowhere"))
+    assert build_main(["-C", str(app.root), "freeze", "--force"]) == 1
+    assert "PLUGIN_REPOSITORY is not a directory" in capsys.readouterr().err
 
 
 def test_required_plugin_pins_constrain_and_conflicts_are_named(
     tmp_path: Path, wheels: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     app = requiring(tmp_path, wheels, "core>=1")
-    assert build_main(["-C", str(app.root), "freeze"]) == 1
-    err = capsys.readouterr().err
-    assert "core (required by app) not installed or devlinked" in err
 
     # core pins alpha 1.0 through extra, which it requires; beta needs alpha>=1.0: fine
     devlinked(tmp_path, "extra", {"alpha": "1.0", "gamma": "1.0"})

@@ -103,6 +103,31 @@ def read_head(path: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
     return top, meta, manifest
 
 
+def read_member(path: Path, rel: str, limit: int = 1 << 20) -> bytes | None:
+    """The content of the regular member `rel` (relative to the top) of an artifact, at most
+    `limit` bytes (more is an ArtifactError); None when there is no such member."""
+    try:
+        if detect(path) == "zip":
+            with zipfile.ZipFile(path) as zf:
+                for info in zf.infolist():
+                    if info.filename.partition("/")[2] == rel and not info.is_dir():
+                        if info.file_size > limit:
+                            raise ArtifactError(f"{path}: {rel} is over {limit} bytes")
+                        with zf.open(info) as stream:
+                            return stream.read(limit + 1)[:limit]
+            return None
+        with tarfile.open(path, mode="r|gz", tarinfo=BoundedTarInfo) as tar:
+            for member in tar:
+                if member.name.partition("/")[2] == rel and member.isfile():
+                    if member.size > limit:
+                        raise ArtifactError(f"{path}: {rel} is over {limit} bytes")
+                    handle = tar.extractfile(member)
+                    return handle.read(member.size) if handle else b""
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, gzip.BadGzipFile) as exc:
+        raise ArtifactError(f"{path}: corrupt or truncated archive: {exc}") from None
+    return None
+
+
 def verify(path: Path, manifest: dict[str, Any]) -> int:
     """Read the whole archive and check every file against `manifest`; return the count.
 

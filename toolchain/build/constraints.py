@@ -1,56 +1,111 @@
 """Freezing a plugin that requires other plugins: their pins are constraints.
 
 The required plugins (`_requires`, followed transitively) are looked up in the runtime,
-installed or devlinked; the pins of each one's `requirements3.txt`, without hashes,
-become the constraint file `plugin-NAME.txt` handed to pip-tools. A conflict is reported
+installed or devlinked, and else in a repository of `.plugin` files (`--repository`,
+`$PLUGIN_REPOSITORY`: the newest version there that satisfies the requirement); one
+found nowhere is a warning. The pins of each one, without hashes, become the constraint
+file `plugin-NAME.txt` handed to pip-tools. A conflict is reported
 by name: two required plugins pinning one package differently, or a package this plugin
 needs at another version than a required plugin's pin.
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from toolchain.artifact import read
 from toolchain.build import freeze
 from toolchain.config import layers, schema
-from toolchain.core.errors import FreezeError
-from toolchain.core.layout import CONFIG_INI, REQ_OUT, PluginDir, Runtime
+from toolchain.core import settings
+from toolchain.core.errors import ArtifactError, FreezeError
+from toolchain.core.layout import ARTIFACT_SUFFIX, CONFIG_INI, REQ_OUT, PluginDir, Runtime
 from toolchain.runtime import registry
 
+log = logging.getLogger(__name__)
 
-def required_plugins(plugin: PluginDir, rt: Runtime) -> dict[str, Path]:
-    """The runtime directory of every plugin `plugin` requires, transitively, by name."""
+
+@dataclass(frozen=True)
+class Required:
+    """A plugin this one requires, where its pins were found."""
+
+    name: str
+    version: str
+    source: str  # "runtime" (installed or devlinked) or "repository"
+    where: Path
+    pins: dict[str, str]
+    requires: list[str]
+
+
+def _in_runtime(rt: Runtime, name: str) -> Required | None:
+    home = rt.plugin(name)
+    if not (home / CONFIG_INI).is_file():
+        return None
+    entry = registry.describe(rt, name)
+    path = home / REQ_OUT
+    pins = {p.name: p.version for p in freeze.read_pins(path)} if path.is_file() else {}
+    return Required(name, entry.version, "runtime", home, pins, registry.requires_of(home))
+
+
+def _in_repository(directory: Path, name: str, spec: str) -> Required | None:
+    """The newest `.plugin` of `name` in `directory` that satisfies `spec`."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion, Version
+
+    wanted = SpecifierSet(spec)
+    best: tuple[tuple[Version, int], Path, dict[str, Any]] | None = None
+    for path in sorted(directory.glob(f"{name}-*{ARTIFACT_SUFFIX}")):
+        try:
+            top, meta, _manifest = read.read_head(path)
+            key = (Version(str(meta.get("version"))), int(str(meta.get("release", "1"))))
+        except (ArtifactError, InvalidVersion, ValueError) as exc:
+            log.warning("%s: skipped: %s", path, exc)
+            continue
+        fits = top == name and wanted.contains(key[0], prereleases=True)
+        if fits and (best is None or key > best[0]):
+            best = (key, path, meta)
+    if best is None:
+        return None
+    _key, path, meta = best
+    pins = meta.get("pins")
+    if not isinstance(pins, dict):  # released before metadata carried them
+        text = (read.read_member(path, REQ_OUT) or b"").decode("utf-8", "replace")
+        pins = {p.name: p.version for p in freeze.parse_pins(text)}
+    requires = [str(r) for r in meta.get("requires") or []]
+    names = [n for n, _ in schema.parse_requires(", ".join(requires))]
+    return Required(name, str(meta["version"]), "repository", path, dict(pins), names)
+
+
+def required_plugins(
+    plugin: PluginDir, rt: Runtime, repository: Path | None = None
+) -> tuple[dict[str, Required], list[str]]:
+    """Every plugin `plugin` requires, transitively, from the runtime or else `repository`;
+    and the names found in neither."""
     own = layers.load(plugin.config)
-    pending = [(name, own.name) for name, _ in schema.parse_requires(own.general["_requires"])]
-    found: dict[str, Path] = {}
+    pending = list(schema.parse_requires(own.general["_requires"]))
+    found: dict[str, Required] = {}
     missing: list[str] = []
     while pending:
-        name, requirer = pending.pop(0)
-        if name in found or name == own.name:
+        name, spec = pending.pop(0)
+        if name in found or name == own.name or name in missing:
             continue
-        home = rt.plugin(name)
-        if not (home / CONFIG_INI).is_file():
-            missing.append(f"{name} (required by {requirer})")
+        got = _in_runtime(rt, name)
+        if got is None and repository is not None and repository.is_dir():
+            got = _in_repository(repository, name, spec)
+        if got is None:
+            missing.append(name)
             continue
-        found[name] = home
-        pending += [(dep, name) for dep in registry.requires_of(home)]
-    if missing:
-        raise FreezeError(
-            f"{plugin.config}: required plugin(s) {', '.join(missing)} not installed or "
-            f"devlinked in {rt.home}; their pins are the constraints of this freeze, "
-            "install them (plugins.install or make develop) first"
-        )
-    return dict(sorted(found.items()))
+        found[name] = got
+        pending += [(dep, "") for dep in got.requires]
+    return dict(sorted(found.items())), missing
 
 
-def plugin_pins(found: dict[str, Path]) -> dict[str, dict[str, str]]:
-    """`{plugin: {package: version}}` from each plugin's `requirements3.txt` (none: {})."""
-    pins: dict[str, dict[str, str]] = {}
-    for name, home in found.items():
-        path = home / REQ_OUT
-        pins[name] = {p.name: p.version for p in freeze.read_pins(path)} if path.is_file() else {}
-    return pins
+def plugin_pins(found: dict[str, Required]) -> dict[str, dict[str, str]]:
+    """`{plugin: {package: version}}` of the required plugins."""
+    return {name: dict(req.pins) for name, req in found.items()}
 
 
 def cross_conflicts(pins: dict[str, dict[str, str]]) -> list[str]:
@@ -96,9 +151,34 @@ def _explain(plugin: PluginDir, pins: dict[str, dict[str, str]], error: FreezeEr
     return f"{plugin.req_in}: conflicts with required plugins: {'; '.join(clashes)}"
 
 
-def freeze_with_plugins(plugin: PluginDir, rt: Runtime, *, force: bool = False) -> bool:
-    """`freeze.freeze` with the pins of the required plugins as constraints."""
-    found = required_plugins(plugin, rt)
+def repository_dir(given: Path | None = None) -> Path | None:
+    """The repository of `.plugin` files: `--repository`, else `$PLUGIN_REPOSITORY`."""
+    if given is not None:
+        return given
+    value = settings.repository()
+    return Path(value) if value else None
+
+
+def warn_missing(missing: list[str], repository: Path | None) -> None:
+    """One warning per required plugin whose pins a freeze goes without."""
+    where = f"not in {repository}" if repository else "and no PLUGIN_REPOSITORY is set"
+    for name in missing:
+        log.warning("frozen without the pins of %s: not installed, %s", name, where)
+
+
+def freeze_with_plugins(
+    plugin: PluginDir, rt: Runtime, *, force: bool = False, repository: Path | None = None
+) -> bool:
+    """`freeze.freeze` with the pins of the required plugins as constraints.
+
+    A required plugin found neither in the runtime nor in the repository is a warning,
+    so that a CI job can always release.
+    """
+    repository = repository_dir(repository)
+    if repository is not None and not repository.is_dir():
+        raise FreezeError(f"{repository}: PLUGIN_REPOSITORY is not a directory")
+    found, missing = required_plugins(plugin, rt, repository)
+    warn_missing(missing, repository)
     if not found:
         return freeze.freeze(plugin, force=force)
     pins = plugin_pins(found)

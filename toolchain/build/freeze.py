@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolchain.core.errors import CommandError, FreezeError
-from toolchain.core.layout import PluginDir
+from toolchain.core.layout import REQ_OUT, PluginDir
 from toolchain.localenv import backend
 
 _STAMP = re.compile(r"^# input-sha256: ([0-9a-f]{64})$", re.MULTILINE)
@@ -174,10 +174,15 @@ class Pin:
 
 def read_pins(path: Path) -> list[Pin]:
     """Parse the pins of a frozen requirements file (`REQ_OUT`)."""
+    return parse_pins(path.read_text(encoding="utf-8"), path)
+
+
+def parse_pins(text: str, path: Path | str = REQ_OUT) -> list[Pin]:
+    """Parse the pins of the text of a frozen requirements file; `path` names it in errors."""
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
-    text = path.read_text(encoding="utf-8").replace("\\\n", " ")
+    text = text.replace("\\\n", " ")
     pins = []
     for lineno, line in enumerate(text.splitlines(), 1):
         line = line.split(" #", 1)[0].strip()

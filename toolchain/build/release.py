@@ -48,7 +48,26 @@ def _tree(source: Path, prefix: str) -> list[tuple[str, str]]:
     return members
 
 
-def release(plugin: PluginDir, output: Path | None = None) -> Path:
+def plugin_pins(plugin: PluginDir, repository: Path | None) -> dict[str, object]:
+    """What the metadata records of the pins: the plugin's own (`pins`), and those of each
+    plugin it requires, where they came from (`inherited_pins`; `source` is None for one
+    that was found nowhere, and whose pins the freeze went without)."""
+    from toolchain.build import constraints, freeze
+    from toolchain.core.layout import Runtime
+
+    frozen = plugin.req_out.is_file()
+    own = {p.name: p.version for p in freeze.read_pins(plugin.req_out)} if frozen else {}
+    repository = constraints.repository_dir(repository)
+    found, missing = constraints.required_plugins(plugin, Runtime.current(), repository)
+    inherited: dict[str, object] = {
+        name: {"version": req.version, "source": req.source, "pins": req.pins}
+        for name, req in found.items()
+    }
+    inherited |= {name: {"version": None, "source": None, "pins": {}} for name in missing}
+    return {"pins": own, "inherited_pins": dict(sorted(inherited.items()))}
+
+
+def release(plugin: PluginDir, output: Path | None = None, repository: Path | None = None) -> Path:
     """Build `NAME-VERSION-RELEASE.PLATFORM.plugin` in the plugin dir (or at `output`)."""
     cfg = layers.load(plugin.config)
     house = build_wheelhouse(plugin)
@@ -64,6 +83,7 @@ def release(plugin: PluginDir, output: Path | None = None) -> Path:
         members += _tree(node.pack_cache(plugin.root, house / "npm-cache", epoch), NPM_CACHE)
     meta = metadata(cfg, epoch)
     meta["wheels_built_from_sdists"] = built_from_sdists(house)
+    meta |= plugin_pins(plugin, repository)
     pack.pack(out, cfg.name, members, meta, mtime=epoch)
     os.utime(out)  # newer than the directory entry its rename just changed: make sees it fresh
     return out

@@ -13,6 +13,10 @@ from toolchain.core.errors import UsageError, VenvError
 from toolchain.core.layout import ALLOW_BINARY, CONFIG_INI, VENV_STAMP, PluginDir
 
 TESTS = "tests"
+REPOSITORY_HELP = (
+    "a directory of .plugin files where required plugins that are not installed are "
+    "found (default: $PLUGIN_REPOSITORY)"
+)
 
 
 def _emit(args: argparse.Namespace, label: str, path: Path | None, **extra: object) -> None:
@@ -38,7 +42,10 @@ def _freeze(args: argparse.Namespace) -> int:
     from toolchain.core.layout import Runtime
 
     plugin = _plugin(args)
-    changed = constraints.freeze_with_plugins(plugin, Runtime.current(), force=args.force)
+    repository = Path(args.repository).absolute() if args.repository else None
+    changed = constraints.freeze_with_plugins(
+        plugin, Runtime.current(), force=args.force, repository=repository
+    )
     _emit(args, "froze" if changed else "unchanged", plugin.req_out)
     return 0
 
@@ -71,7 +78,8 @@ def _release(args: argparse.Namespace) -> int:
     from toolchain.build import release
 
     output = Path(args.output).absolute() if args.output else None
-    _emit(args, "released", release.release(_plugin(args), output))
+    repository = Path(args.repository).absolute() if args.repository else None
+    _emit(args, "released", release.release(_plugin(args), output, repository))
     return 0
 
 
@@ -131,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="step", required=True)
     s = sub.add_parser("freeze", help="pin requirements-to-freeze.txt into requirements3.txt")
     s.add_argument("--force", action="store_true", help="re-resolve even if the input is unchanged")
+    s.add_argument("--repository", metavar="DIR", help=REPOSITORY_HELP)
     s.set_defaults(func=_freeze)
     s = sub.add_parser("venv", help="(re)build the virtualenv in local/ when the pins changed")
     s.add_argument("--force", action="store_true", help="rebuild even if nothing changed")
@@ -139,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_wheelhouse)
     s = sub.add_parser("release", help="build the .plugin file")
     s.add_argument("--output", help="artifact path (default: NAME-VERSION-RELEASE.PLATFORM.plugin)")
+    s.add_argument("--repository", metavar="DIR", help=REPOSITORY_HELP)
     s.set_defaults(func=_release)
     s = sub.add_parser(
         "artifact-name", help="print NAME-VERSION-RELEASE.PLATFORM.plugin of config.ini"
@@ -153,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `plugin-build`."""
+    import logging
+
+    logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
     p = build_parser()
     return execute(p, lambda args: args.func(args), argv)
 

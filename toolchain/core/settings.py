@@ -22,6 +22,7 @@ CRON_TIMEOUT = "PLUGIN_CRON_TIMEOUT"
 ARCHIVE_KEEP = "PLUGIN_ARCHIVE_KEEP"
 INSTALL_CRONTAB = "PLUGIN_INSTALL_CRONTAB"
 FAILPOINT = "PLUGIN_FAILPOINT"
+REPOSITORY = "PLUGIN_REPOSITORY"
 SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"
 # Set by bootstrap_plugin.py for the template hooks: where to write the answers refused.
 TEMPLATE_PROBLEMS = "PLUGIN_TEMPLATE_PROBLEMS"
@@ -55,6 +56,12 @@ def runtime_home() -> str:
         os.path.expanduser("~"), ".local", "share"
     )
     return os.path.join(xdg, "plugin-runtime")
+
+
+def repository() -> str | None:
+    """`$PLUGIN_REPOSITORY`: a directory of `.plugin` files where a freeze finds the pins of
+    required plugins that are not in the runtime; None when unset or empty."""
+    return os.environ.get(REPOSITORY) or None
 
 
 def module_name() -> str:
