@@ -168,3 +168,44 @@ def test_a_batch_whose_third_postinstall_fails_changes_nothing(
     assert "third" in err and "postinstall" in err and "no disk" in err
     assert snapshot(rt) == before
     assert versions(capsys) == {"first": "1.0"}
+
+
+def _pinned(directory: Path, name: str, version: str, pins: dict[str, str], *requires: str):
+    """A `.plugin` whose metadata records `pins` (as a release does), requiring `requires`."""
+    text = "".join(f"{n}=={v} --hash=sha256:{'0' * 64}\n" for n, v in pins.items())
+    cfg = config_ini(name, version).replace(
+        "[custom]", f"_requires = {', '.join(requires)}\n\n[custom]" if requires else "[custom]"
+    )
+    meta = {"requires": list(requires), "pins": pins}
+    files = {"python3_virtualenv_sources/requirements3.txt": text}
+    return build_plugin(directory, name, version, config=cfg, meta=meta, files=files)
+
+
+def test_pins_that_disagree_with_an_inherited_plugin_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    rt = Runtime.current()
+    core1 = _pinned(tmp_path, "core", "1.0", {"thepackage": "1.0", "six": "1.16.0"})
+    core2 = _pinned(tmp_path, "core", "2.0", {"thepackage": "2.0"})
+    app = _pinned(tmp_path, "app", "1.0", {"thepackage": "1.0", "other": "3"}, "core>=1.0")
+    bad = _pinned(tmp_path, "app", "1.1", {"thepackage": "1.5"}, "core>=1.0")
+    assert install_main([str(core1), str(app)]) == 0
+    before = snapshot(rt)
+
+    err = fails(capsys, ["--upgrade", str(bad)])
+    assert "plugin app pins thepackage==1.5 but plugin core, which it inherits, pins " in err
+    assert "thepackage==1.0" in err and "use --force" in err
+    err = fails(capsys, ["--upgrade", str(core2)])  # the requirer's pins count too
+    assert "plugin app pins thepackage==1.0 but plugin core, which it inherits, pins " in err
+    assert "thepackage==2.0" in err
+    assert snapshot(rt) == before
+
+    capsys.readouterr()
+    assert install_main(["--dry-run", "--upgrade", str(bad)]) == 0
+    out = capsys.readouterr().out
+    assert "would refuse (pins; --force installs anyway): plugin app pins thepackage==1.5" in out
+    assert snapshot(rt) == before
+
+    assert install_main(["--force", str(bad)]) == 0
+    assert "anyway (--force): plugin app pins thepackage==1.5" in caplog.text
+    assert versions(capsys) == {"app": "1.1", "core": "1.0"}

@@ -79,8 +79,11 @@ def install_main(argv: Sequence[str] | None = None) -> int:
                 actions = install.plan(
                     rt, args.files, new_name=args.new_name, repository_dir=args.repository
                 )
+                problems = install.pin_conflicts(rt, actions)
             for action in actions:
                 print(f"would {action}")
+            for problem in problems:
+                print(f"would refuse (pins; --force installs anyway): {problem}")
             return
         Strategy = install.Strategy
         chosen = Strategy.FORCE if args.force else Strategy.UPGRADE if args.upgrade else None

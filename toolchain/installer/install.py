@@ -44,6 +44,7 @@ from toolchain.installer import (
     archive,
     hooks,
     journal,
+    pins,
     recovery,
     repository,
     resolve,
@@ -258,11 +259,33 @@ def install(
         choices = ", ".join(s.value for s in Strategy)
         raise UsageError(f"unknown strategy {strategy!r}: use one of {choices}") from None
     actions = repository.plan(rt, files, repository_dir, new_name)
-    return transaction(rt, _steps(actions, strategy, new_name))
+    return transaction(
+        rt, _steps(actions, strategy, new_name), force_pins=strategy is Strategy.FORCE
+    )
 
 
-def transaction(rt: Runtime, steps: Sequence[Step]) -> list[Change]:
-    """Stage every step, then commit them together; the caller holds the runtime lock."""
+def incoming_pins(steps: Sequence[Step]) -> dict[str, pins.Pinned]:
+    """The pins each step brings, by the name it installs under."""
+    found = {}
+    for step in steps:
+        name = repository.file_candidate(Path(step.file), step.new_name).name
+        found[name] = pins.of_file(Path(step.file), name)
+    return found
+
+
+def pin_conflicts(rt: Runtime, actions: Sequence[resolve.Action]) -> list[str]:
+    """What `install` would refuse for disagreeing pins (a dry run shows it)."""
+    return pins.conflicts(rt, incoming_pins(_steps(actions, Strategy.DEFAULT, None)))
+
+
+def transaction(rt: Runtime, steps: Sequence[Step], *, force_pins: bool = False) -> list[Change]:
+    """Stage every step, then commit them together; the caller holds the runtime lock.
+
+    Refused first when a plugin would pin a package at another version than a plugin it
+    inherits (`force_pins`: a warning instead).
+    """
+    incoming = incoming_pins(steps)
+    pins.check(rt, incoming, force=force_pins, what=f"installing {', '.join(incoming)}")
     tid = journal.new_id()
     staged: list[stage.Staged] = []
     taken: set[str] = set()

@@ -17,6 +17,7 @@ from toolchain.installer import (
     inspection,
     install,
     journal,
+    pins,
     recovery,
     repository,
     resolve,
@@ -68,6 +69,8 @@ def rollback(rt: Runtime, name: str, *, force: bool = False) -> install.Change:
         )
     if not force:
         _check_requirers(rt, name, repository.tree_candidate(newest.path, name))
+    incoming = {name: pins.of_tree(newest.path, name)}
+    pins.check(rt, incoming, force=force, what=f"rolling back {name} to {newest.label}")
     stage.check_overrides(rt, name)
     current = registry.describe(rt, name) if registry.entry_exists(rt, name) else None
     tid = journal.new_id()
