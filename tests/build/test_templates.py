@@ -65,6 +65,7 @@ def test_ci_pipelines_are_yaml_and_run_what_the_readme_documents(tmp_path: Path,
     assert gitlab["release"]["artifacts"]["paths"] == ["*.plugin"]
     assert gitlab["release"]["variables"]["PLUGIN_TOOLCHAIN"] == "plugin-toolchain @ x"
     assert "vars.PLUGIN_TOOLCHAIN || 'plugin-toolchain @ x'" in github["env"]["PLUGIN_TOOLCHAIN"]
+    assert github["env"]["PLUGIN_REPOSITORY"] == "${{ vars.PLUGIN_REPOSITORY }}"
     assert ".toolchain/" in (plugin / ".releaseignore").read_text()
 
 
