@@ -262,10 +262,35 @@ def start_up(ctx: Context) -> list[Row]:
     )
     row6 = Row("6 plugin_wrapper NAME -- true", wrapper.label, python.label, "<= 2.0", 2.0)
     compare(row6, wrapper, python, reps, warmup=True)
+    chain = [_chained(ctx, f"chain{i}", f"chain{i + 1}" if i < 3 else "") for i in range(4)]
+    sh([tool("plugins.install"), *chain], env=env)
+    layered = Command(
+        "plugin_wrapper chain0 -- true",
+        [tool("plugin_wrapper"), "chain0", "--", "true"],
+        env,
+    )
+    row6c = Row(
+        "6c plugin_wrapper, a chain of 3 required plugins",
+        layered.label,
+        python.label,
+        "<= 2.0",
+        2.0,
+    )
+    compare(row6c, layered, python, reps, warmup=True)
     count = 20 if ctx.quick else 200
     for i in range(1, count):
         sh([tool("plugins.install"), "--new-name", f"tiny{i:03d}", art], env=env)
     listing = Command(f"plugins.list ({count} plugins)", [tool("plugins.list")], env)
     row7 = Row(f"7 plugins.list, {count} plugins", listing.label, python.label, "<= 4.0", 4.0)
     compare(row7, listing, python, reps, warmup=True)
-    return [row6, row7]
+    return [row6, row6c, row7]
+
+
+def _chained(ctx: Context, name: str, requires: str) -> Path:
+    """The release of a tiny plugin `name` that requires `requires` (none when empty)."""
+    root = create_plugin(ctx.work, name, [], ctx.wheels)
+    config = root / "config.ini"
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("_requires =", f"_requires = {requires}", 1), "utf-8")
+    sh(["make", "-s", "-C", root, "release"])
+    return artifact_of(root)
