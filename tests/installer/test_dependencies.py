@@ -209,3 +209,26 @@ def test_pins_that_disagree_with_an_inherited_plugin_are_refused(
     assert install_main(["--force", str(bad)]) == 0
     assert "anyway (--force): plugin app pins thepackage==1.5" in caplog.text
     assert versions(capsys) == {"app": "1.1", "core": "1.0"}
+
+
+def test_rolling_back_a_dependency_to_pins_a_requirer_disagrees_with_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from toolchain.cli.plugins import rollback_main
+
+    core1 = _pinned(tmp_path, "core", "1.0", {"thepackage": "1.0"})
+    core2 = _pinned(tmp_path, "core", "2.0", {"thepackage": "2.0"})
+    app1 = _pinned(tmp_path, "app", "1.0", {"other": "3"}, "core")
+    app2 = _pinned(tmp_path, "app", "2.0", {"thepackage": "2.0"}, "core")
+    assert install_main([str(core1), str(app1)]) == 0
+    assert install_main(["--upgrade", str(core2)]) == 0
+    assert install_main(["--upgrade", str(app2)]) == 0
+    capsys.readouterr()
+    assert rollback_main(["core"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: rolling back core to 1.0-1 refused: plugin app pins ")
+    assert "thepackage==2.0 but plugin core, which it inherits, pins thepackage==1.0" in err
+    assert versions(capsys) == {"app": "2.0", "core": "2.0"}
+    assert rollback_main(["--force", "core"]) == 0
+    assert "rolling back core to 1.0-1 anyway (--force)" in caplog.text
+    assert versions(capsys) == {"app": "2.0", "core": "1.0"}
