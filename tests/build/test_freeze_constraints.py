@@ -66,10 +66,14 @@ def test_pins_of_a_required_plugin_come_from_a_repository_when_it_is_not_install
     build_plugin(repo, "core", "0.9", files={REQ_OUT: _pins_file({"alpha": "2.0"})})
     build_plugin(repo, "core", "1.5", files={REQ_OUT: _pins_file({"alpha": "1.0"})})
     build_plugin(repo, "core", "1.2", files={REQ_OUT: _pins_file({"alpha": "2.0"})})
+    (repo / "core-9.0-1.linux_x86_64.plugin").write_bytes(b"not an archive")
+    build_plugin(repo, "core", "9.1", meta={"requires": "core"})  # not a list
     caplog.clear()
     assert build_main(["-C", str(app.root), "freeze", "--repository", str(repo)]) == 0
     assert {p.name: p.version for p in freeze.read_pins(app.req_out)}["alpha"] == "1.0"
     assert "frozen without" not in caplog.text
+    assert "core-9.0-1.linux_x86_64.plugin: skipped: " in caplog.text
+    assert "core-9.1-1." in caplog.text and "'requires' is not a list of strings" in caplog.text
     # the same through PLUGIN_REPOSITORY, recorded in the release's metadata
     monkeypatch.setenv("PLUGIN_REPOSITORY", str(repo))
     recorded = release.plugin_pins(app, None)

@@ -68,6 +68,12 @@ def test_core_and_app_release_install_and_inherit(tmp_path: Path, wheels: Path) 
         "\n[extra_daemon_main]\n_cmd_and_args = python -u -c 'import coremod, alpha, time; "
         "print(\"daemon sees\", coremod.WHO, alpha.__version__); time.sleep(600)'\n"
     ))  # fmt: skip
+    # Its postinstall runs before the swap, core staged in the same transaction.
+    postinstall = app / "postinstall"
+    postinstall.write_text(
+        "#!/bin/sh\nset -e\npython -c 'import coremod; print(coremod.WHO)' > \"$TMPDIR/seen\"\n"
+    )
+    postinstall.chmod(0o755)
     app_file, out = _release(app, PLUGIN_REPOSITORY=str(repo))
     assert "frozen without" not in out
     pins = (app / "python3_virtualenv_sources" / "requirements3.txt").read_text()
@@ -82,11 +88,12 @@ def test_core_and_app_release_install_and_inherit(tmp_path: Path, wheels: Path) 
     out = _run(_script("plugins.install"), "--repository", str(repo), str(app_file),
                PIP_NO_INDEX="1", https_proxy="http://127.0.0.1:9")  # fmt: skip
     assert out.index("installed core") < out.index("installed app")
+    runtime = Path(tool_env()["PLUGIN_RUNTIME_HOME"])
+    assert (runtime / "tmp" / "app" / "seen").read_text() == "core 1.0\n"
     check = "import coremod, alpha, beta; print(coremod.WHO, alpha.__version__)"
     wrapper = [_script("plugin_wrapper"), "app", "--", "python", "-c", check]
     assert _run(*wrapper).strip() == "core 1.0 1.0"
 
-    runtime = Path(tool_env()["PLUGIN_RUNTIME_HOME"])
     lines = [line for line in (runtime / "config" / "crontab").read_text().splitlines()
              if line and not line.startswith("#")]  # fmt: skip
     (cron_home := tmp_path / "cron-home").mkdir()

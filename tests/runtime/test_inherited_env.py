@@ -102,3 +102,22 @@ def test_the_cache_follows_an_upgrade_and_an_uninstall_of_a_required_plugin(rt: 
     env = plugin_env.variables(rt, "app", app)
     assert _layers(env, "PATH", rt) == ["app/bin", "app/local/bin"]
     assert envcache.cached_variables("app") == env
+
+
+def test_the_cache_follows_the_plugins_own_virtualenv_being_built(rt: Runtime) -> None:
+    """An env computed before `local/` is filled (an install runs its crontab check first)
+    must not keep the required plugins' packages ahead of the plugin's own."""
+    _plugin(rt, "core")
+    app = _plugin(rt, "app", "core")
+    shutil.rmtree(app / "local" / "lib")
+    first = plugin_env.variables(rt, "app", app)
+    assert _layers(first, "PYTHONPATH", rt) == ["app/lib", "core/lib", f"core/{SITE}"]
+    (app / SITE).mkdir(parents=True)
+    again = plugin_env.variables(rt, "app", app)
+    assert _layers(again, "PYTHONPATH", rt) == [
+        "app/lib",
+        f"app/{SITE}",
+        "core/lib",
+        f"core/{SITE}",
+    ]
+    assert envcache.cached_variables("app") == again

@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import IO, Any
 
@@ -123,7 +124,14 @@ def read_member(path: Path, rel: str, limit: int = 1 << 20) -> bytes | None:
                         raise ArtifactError(f"{path}: {rel} is over {limit} bytes")
                     handle = tar.extractfile(member)
                     return handle.read(member.size) if handle else b""
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, gzip.BadGzipFile) as exc:
+    except (
+        tarfile.TarError,
+        zipfile.BadZipFile,
+        EOFError,
+        OSError,
+        gzip.BadGzipFile,
+        zlib.error,
+    ) as exc:
         raise ArtifactError(f"{path}: corrupt or truncated archive: {exc}") from None
     return None
 

@@ -21,7 +21,7 @@ from toolchain.artifact import read
 from toolchain.build import freeze
 from toolchain.config import layers, schema
 from toolchain.core import settings
-from toolchain.core.errors import ArtifactError, FreezeError
+from toolchain.core.errors import ArtifactError, FreezeError, ToolchainError
 from toolchain.core.layout import ARTIFACT_SUFFIX, CONFIG_INI, REQ_OUT, PluginDir, Runtime
 from toolchain.runtime import registry
 
@@ -37,7 +37,7 @@ class Required:
     source: str  # "runtime" (installed or devlinked) or "repository"
     where: Path
     pins: dict[str, str]
-    requires: list[str]
+    requires: list[tuple[str, str]]  # (name, specifier)
 
 
 def _in_runtime(rt: Runtime, name: str) -> Required | None:
@@ -47,36 +47,50 @@ def _in_runtime(rt: Runtime, name: str) -> Required | None:
     entry = registry.describe(rt, name)
     path = home / REQ_OUT
     pins = {p.name: p.version for p in freeze.read_pins(path)} if path.is_file() else {}
-    return Required(name, entry.version, "runtime", home, pins, registry.requires_of(home))
+    return Required(name, entry.version, "runtime", home, pins, registry.requirements_of(home))
 
 
-def _in_repository(directory: Path, name: str, spec: str) -> Required | None:
-    """The newest `.plugin` of `name` in `directory` that satisfies `spec`."""
-    from packaging.specifiers import SpecifierSet
-    from packaging.version import InvalidVersion, Version
+def _offer(path: Path, name: str) -> tuple[tuple[Any, int], Required] | None:
+    """What the `.plugin` file `path` offers as plugin `name` (None: another plugin)."""
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
 
-    wanted = SpecifierSet(spec)
-    best: tuple[tuple[Version, int], Path, dict[str, Any]] | None = None
-    for path in sorted(directory.glob(f"{name}-*{ARTIFACT_SUFFIX}")):
-        try:
-            top, meta, _manifest = read.read_head(path)
-            key = (Version(str(meta.get("version"))), int(str(meta.get("release", "1"))))
-        except (ArtifactError, InvalidVersion, ValueError) as exc:
-            log.warning("%s: skipped: %s", path, exc)
-            continue
-        fits = top == name and wanted.contains(key[0], prereleases=True)
-        if fits and (best is None or key > best[0]):
-            best = (key, path, meta)
-    if best is None:
+    top, meta, _manifest = read.read_head(path)
+    if top != name:
         return None
-    _key, path, meta = best
+    version = Version(str(meta.get("version")))
+    key = (version, int(str(meta.get("release", "1"))))
+    requires = meta.get("requires") or []
+    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
+        raise ArtifactError(f"{path}: metadata 'requires' is not a list of strings")
     pins = meta.get("pins")
     if not isinstance(pins, dict):  # released before metadata carried them
         text = (read.read_member(path, REQ_OUT) or b"").decode("utf-8", "replace")
-        pins = {p.name: p.version for p in freeze.parse_pins(text)}
-    requires = [str(r) for r in meta.get("requires") or []]
-    names = [n for n, _ in schema.parse_requires(", ".join(requires))]
-    return Required(name, str(meta["version"]), "repository", path, dict(pins), names)
+        pins = {p.name: p.version for p in freeze.parse_pins(text, path)}
+    pins = {canonicalize_name(str(k)): str(v) for k, v in pins.items()}
+    required = schema.parse_requires(", ".join(requires))
+    return key, Required(name, str(meta["version"]), "repository", path, pins, required)
+
+
+def _in_repository(directory: Path, name: str, spec: str) -> Required | None:
+    """The newest `.plugin` of `name` in `directory` that satisfies `spec`; a file that
+    cannot be read is skipped with a warning naming it."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import InvalidVersion
+
+    wanted = SpecifierSet(spec)
+    best: tuple[tuple[Any, int], Required] | None = None
+    for path in sorted(directory.glob(f"{name}-*{ARTIFACT_SUFFIX}")):
+        try:
+            offer = _offer(path, name)
+        except (ToolchainError, InvalidVersion, ValueError, KeyError) as exc:
+            log.warning("%s: skipped: %s", path, exc)
+            continue
+        if offer is None or not wanted.contains(offer[0][0], prereleases=True):
+            continue
+        if best is None or offer[0] > best[0]:
+            best = offer
+    return best[1] if best else None
 
 
 def required_plugins(
@@ -99,7 +113,7 @@ def required_plugins(
             missing.append(name)
             continue
         found[name] = got
-        pending += [(dep, "") for dep in got.requires]
+        pending += got.requires
     return dict(sorted(found.items())), missing
 
 

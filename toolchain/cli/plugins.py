@@ -79,7 +79,7 @@ def install_main(argv: Sequence[str] | None = None) -> int:
                 actions = install.plan(
                     rt, args.files, new_name=args.new_name, repository_dir=args.repository
                 )
-                problems = install.pin_conflicts(rt, actions)
+                problems = install.pin_conflicts(rt, actions, args.new_name)
             for action in actions:
                 print(f"would {action}")
             for problem in problems:

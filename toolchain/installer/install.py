@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -104,7 +104,10 @@ def _stage(
     strategy: Strategy,
     new_name: str | None,
     taken: set[str],
+    others: Mapping[str, Path] | None = None,
 ) -> stage.Staged:
+    """Extract, check and prepare one plugin; `others`: the trees staged before it in the
+    same transaction (its dependencies), which its postinstall inherits."""
     if not file.is_file():
         raise ArtifactError(f"{file}: no such file")
     top = read.read_head(file)[0]
@@ -137,9 +140,9 @@ def _stage(
         "installed_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     _create(staged.path / INSTALL_RECORD, spec.dumps(record))
-    stage.check_crontab(runtime_, staged, str(file))
+    stage.check_crontab(runtime_, staged, str(file), others)
     stage.build_venv(runtime_, staged, tid)
-    stage.postinstall(runtime_, staged)
+    stage.postinstall(runtime_, staged, others)
     return staged
 
 
@@ -273,9 +276,11 @@ def incoming_pins(steps: Sequence[Step]) -> dict[str, pins.Pinned]:
     return found
 
 
-def pin_conflicts(rt: Runtime, actions: Sequence[resolve.Action]) -> list[str]:
+def pin_conflicts(
+    rt: Runtime, actions: Sequence[resolve.Action], new_name: str | None = None
+) -> list[str]:
     """What `install` would refuse for disagreeing pins (a dry run shows it)."""
-    return pins.conflicts(rt, incoming_pins(_steps(actions, Strategy.DEFAULT, None)))
+    return pins.conflicts(rt, incoming_pins(_steps(actions, Strategy.DEFAULT, new_name)))
 
 
 def transaction(rt: Runtime, steps: Sequence[Step], *, force_pins: bool = False) -> list[Change]:
@@ -292,7 +297,8 @@ def transaction(rt: Runtime, steps: Sequence[Step], *, force_pins: bool = False)
     changes: list[Change] = []
     try:
         for step in steps:
-            item = _stage(rt, Path(step.file), tid, step.strategy, step.new_name, taken)
+            others = {s.name: s.path for s in staged}  # dependencies come first
+            item = _stage(rt, Path(step.file), tid, step.strategy, step.new_name, taken, others)
             staged.append(item)
             meta = registry.read_json(item.path / METADATA)
             changes.append(

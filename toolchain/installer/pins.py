@@ -53,7 +53,7 @@ def parse(text: str) -> dict[str, str]:
 
 
 def _requires(value: object) -> list[str]:
-    if not isinstance(value, list):
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         return []
     return [n for n, _ in schema.parse_requires(", ".join(map(str, value)))]
 
@@ -64,7 +64,10 @@ def of_file(path: Path, name: str) -> Pinned:
     pins = meta.get("pins")
     if not isinstance(pins, dict):
         pins = parse((read.read_member(path, REQ_OUT) or b"").decode("utf-8", "replace"))
-    return Pinned(name, {str(k): str(v) for k, v in pins.items()}, _requires(meta.get("requires")))
+    from packaging.utils import canonicalize_name
+
+    pins = {canonicalize_name(str(k)): str(v) for k, v in pins.items()}
+    return Pinned(name, pins, _requires(meta.get("requires")))
 
 
 def of_tree(home: Path, name: str) -> Pinned:
@@ -113,12 +116,22 @@ def conflicts(rt: Runtime, incoming: Mapping[str, Pinned]) -> list[str]:
                 continue
             mine, theirs = world[name].pins, world[dep].pins
             for package in sorted(set(mine) & set(theirs)):
-                if mine[package] != theirs[package]:
+                if not same_version(mine[package], theirs[package]):
                     problems.append(
                         f"plugin {name} pins {package}=={mine[package]} but plugin {dep}, "
                         f"which it inherits, pins {package}=={theirs[package]}"
                     )
     return problems
+
+
+def same_version(one: str, other: str) -> bool:
+    """Whether two pinned versions are the same release (`1.0` is `1.0.0`)."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(one) == Version(other)
+    except InvalidVersion:
+        return one == other
 
 
 def check(rt: Runtime, incoming: Mapping[str, Pinned], *, force: bool, what: str) -> None:

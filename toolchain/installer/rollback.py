@@ -7,10 +7,11 @@ is swapped in like any install: a failure or a crash leaves the current version.
 
 from __future__ import annotations
 
+import os
 import shutil
 
 from toolchain.core.errors import InstallError, NotInstalled, ResolutionError
-from toolchain.core.layout import MANIFEST, VENV, Runtime
+from toolchain.core.layout import MANIFEST, REQ_OUT, VENV, Runtime
 from toolchain.installer import (
     archive,
     hooks,
@@ -78,6 +79,8 @@ def rollback(rt: Runtime, name: str, *, force: bool = False) -> install.Change:
     try:
         shutil.copytree(newest.path, staged, symlinks=True)
         journal.drop(staged / VENV)  # the archived link points at a dropped virtualenv
+        if (staged / REQ_OUT).is_file():  # its pins changed now: make in a requirer sees it
+            os.utime(staged / REQ_OUT)
         stage.prepare(rt, name, staged, tid)
         # The cancelled version is not archived: a second rollback goes further back.
         journal.commit(rt, tid, [journal.Move(name, staged, journal.backup_path(rt, name, tid))])

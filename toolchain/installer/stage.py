@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,21 +155,25 @@ def build_venv(runtime_: Runtime, staged: Staged, tid: str) -> None:
         node.install_offline(staged.path, staged.venv, cache, runtime_.tmp / f".npm-{tid}")
 
 
-def postinstall(runtime_: Runtime, staged: Staged) -> None:
+def postinstall(
+    runtime_: Runtime, staged: Staged, others: Mapping[str, Path] | None = None
+) -> None:
     """Run the staged plugin's `postinstall` in its plugin env; its failure fails the install."""
     script = staged.path / POSTINSTALL
     if not script.is_file():
         return
     if not os.access(script, os.X_OK):
         raise InstallError(f"plugin {staged.name}: {POSTINSTALL} is not executable")
-    env = plugin_env.variables(runtime_, staged.name, staged.path)
+    env = plugin_env.variables(runtime_, staged.name, staged.path, staged=others)
     try:
         run([script], cwd=staged.path, env=env, what=f"{staged.name}: {POSTINSTALL}")
     except CommandError as exc:
         raise InstallError(f"plugin {staged.name}: {exc}") from None
 
 
-def check_crontab(runtime_: Runtime, staged: Staged, where: str) -> None:
+def check_crontab(
+    runtime_: Runtime, staged: Staged, where: str, others: Mapping[str, Path] | None = None
+) -> None:
     """Refuse a crontab that cannot become cron jobs, before anything is swapped in
     (after the swap, a broken crontab would only be a warning and keep the old jobs)."""
     path = staged.path / CRONTAB
@@ -178,7 +183,7 @@ def check_crontab(runtime_: Runtime, staged: Staged, where: str) -> None:
     from toolchain.running import crontab
 
     base = clean_env({RUNTIME_HOME: str(runtime_.home)})
-    env = plugin_env.variables(runtime_, staged.name, staged.path, base=base)
+    env = plugin_env.variables(runtime_, staged.name, staged.path, base=base, staged=others)
     try:
         crontab.parse(crontab.read(path, f"{where}: {CRONTAB}"), env, f"{where}: {CRONTAB}")
     except CronError as exc:

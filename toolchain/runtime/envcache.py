@@ -57,25 +57,38 @@ def cache_key(home: str, name: str, plugin_dir: str) -> list[object]:
     ]
 
 
+def venv_identity(plugin_dir: str) -> list[object] | None:
+    """The identity of a plugin's virtualenv: its `local` entry (inode and time, a rebuilt
+    directory may reuse the inode) and its `lib/` (where the site-packages directory is
+    named after the Python version); None without one."""
+    local = os.path.join(plugin_dir, VENV)
+    try:
+        st = os.lstat(local)
+    except OSError:
+        return None
+    return [st.st_ino, st.st_mtime_ns, _identity(os.path.join(local, "lib"))]
+
+
 def dep_identity(plugin_dir: str) -> list[object] | None:
     """What a required plugin's part of the env depends on: its entry (a new tree after an
     upgrade or a rollback, a link when devlinked), its config.ini (its own requirements)
-    and its virtualenv link; None when it is not there."""
+    and its virtualenv; None when it is not there."""
     try:
         entry = os.lstat(plugin_dir).st_ino
     except OSError:
         return None
-    try:
-        venv: int | None = os.lstat(os.path.join(plugin_dir, VENV)).st_ino
-    except OSError:
-        venv = None
-    return [entry, _identity(os.path.join(plugin_dir, CONFIG_INI)), venv]
+    config = _identity(os.path.join(plugin_dir, CONFIG_INI))
+    return [entry, config, venv_identity(plugin_dir)]
 
 
 def _deps_current(doc: Mapping[str, object]) -> bool:
-    """Whether every required plugin the document was computed with is still the same."""
+    """Whether the required plugins the document was computed with are still the same,
+    and so is the plugin's own virtualenv when the document lists its site-packages."""
     deps = doc.get("deps") or []
     if not isinstance(deps, list):
+        return False
+    own = doc.get("own_venv")
+    if deps and (not isinstance(own, list) or venv_identity(str(own[0])) != own[1]):
         return False
     return all(isinstance(d, list) and dep_identity(d[0]) == d[1] for d in deps)
 

@@ -85,7 +85,10 @@ def site_packages(plugin_dir: Path) -> list[str]:
 
 
 def inherited_layers(
-    runtime: Runtime, name: str, merged: Mapping[str, Mapping[str, str]]
+    runtime: Runtime,
+    name: str,
+    merged: Mapping[str, Mapping[str, str]],
+    staged: Mapping[str, Path] | None = None,
 ) -> list[list[Any]]:
     """`[directory, identity, site-packages]` of every plugin `name` inherits, nearest
     first; a missing one has no identity (and brings nothing until it is installed)."""
@@ -93,11 +96,28 @@ def inherited_layers(
 
     requires = merged.get("general", {}).get("_requires", "")
     layers = []
-    for _dep, home in registry.inherited(runtime, name, requires):
+    for _dep, home in registry.inherited(runtime, name, requires, staged):
         identity = envcache.dep_identity(str(home))
         sites = site_packages(home) if identity is not None else []
         layers.append([str(home), identity, sites])
     return layers
+
+
+def _computed(
+    runtime: Runtime, name: str, plugin_dir: Path, staged: Mapping[str, Path] | None = None
+) -> dict[str, Any]:
+    """The merged configuration, its exported variables and the inherited layers."""
+    merged = merged_config(runtime, name, plugin_dir)
+    deps = inherited_layers(runtime, name, merged, staged)
+    doc: dict[str, Any] = {"merged": merged, "exported": None, "deps": deps, "own_sites": []}
+    if deps:
+        doc["own_sites"] = site_packages(plugin_dir)
+        doc["own_venv"] = [str(plugin_dir), envcache.venv_identity(str(plugin_dir))]
+    if not _templated(merged):
+        from toolchain.config.layers import exported
+
+        doc["exported"] = exported(merged, module_name())
+    return doc
 
 
 def _settings(runtime: Runtime, name: str, plugin_dir: Path) -> dict[str, Any]:
@@ -109,26 +129,29 @@ def _settings(runtime: Runtime, name: str, plugin_dir: Path) -> dict[str, Any]:
     if doc is not None and envcache.load_fast(envcache.fast_path(home, name), key) is None:
         envcache.store_fast(envcache.fast_path(home, name), doc)
     if doc is None:
-        merged = merged_config(runtime, name, plugin_dir)
-        deps = inherited_layers(runtime, name, merged)
-        own_sites = site_packages(plugin_dir) if deps else []
-        doc = {"key": key, "merged": merged, "exported": None, "deps": deps,
-               "own_sites": own_sites}  # fmt: skip
-        if not _templated(merged):
-            from toolchain.config.layers import exported
-
-            doc["exported"] = exported(merged, module_name())
+        doc = {"key": key, **_computed(runtime, name, plugin_dir)}
         _store_cache(path, doc)
         envcache.store_fast(envcache.fast_path(home, name), doc)
     return doc
 
 
 def variables(
-    runtime: Runtime, name: str, plugin_dir: Path, base: Mapping[str, str] | None = None
+    runtime: Runtime,
+    name: str,
+    plugin_dir: Path,
+    base: Mapping[str, str] | None = None,
+    staged: Mapping[str, Path] | None = None,
 ) -> dict[str, str]:
-    """The complete environment for a command of plugin `name` living in `plugin_dir`."""
+    """The complete environment for a command of plugin `name` living in `plugin_dir`.
+
+    `staged`: the trees an install in progress is about to swap in (its postinstall
+    inherits them rather than what is installed); such an env is not cached.
+    """
     env = dict(os.environ if base is None else base)
-    doc = _settings(runtime, name, plugin_dir)
+    if staged:
+        doc = _computed(runtime, name, plugin_dir, staged)
+    else:
+        doc = _settings(runtime, name, plugin_dir)
     merged: dict[str, dict[str, str]] = doc["merged"]
     exported: dict[str, str] | None = doc["exported"]
     if exported is None:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from toolchain.core.errors import InstallError, NotInstalled
+from toolchain.core.errors import InstallError, NotInstalled, ToolchainError
 from toolchain.core.layout import CONFIG_INI, METADATA, VENV, Runtime
 
 
@@ -109,23 +110,31 @@ def describe(runtime: Runtime, name: str) -> Installed:
     return Installed(name, home, str(meta.get("version")), str(meta.get("release")), None)
 
 
-def requires_of(home: Path) -> list[str]:
-    """The plugins an installed (metadata) or devlinked (config.ini) plugin requires."""
+def requirements_of(home: Path) -> list[tuple[str, str]]:
+    """`(name, specifier)` of each plugin an installed (metadata) or devlinked (config.ini)
+    plugin requires."""
     from toolchain.config import layers, schema
 
     if home.is_symlink() or not (home / METADATA).is_file():
-        general = layers.load(home / CONFIG_INI).general
-        return [name for name, _ in schema.parse_requires(general["_requires"])]
+        return schema.parse_requires(layers.load(home / CONFIG_INI).general["_requires"])
     requires = read_json(home / METADATA).get("requires") or []
-    if not isinstance(requires, list):
+    if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
         raise InstallError(f"{home / METADATA}: 'requires' is not a list; reinstall the plugin")
-    return [name for name, _ in schema.parse_requires(", ".join(map(str, requires)))]
+    return schema.parse_requires(", ".join(requires))
 
 
-def inherited(runtime: Runtime, name: str, requires: str) -> list[tuple[str, Path]]:
+def requires_of(home: Path) -> list[str]:
+    """The names of the plugins an installed or devlinked plugin requires."""
+    return [name for name, _ in requirements_of(home)]
+
+
+def inherited(
+    runtime: Runtime, name: str, requires: str, staged: Mapping[str, Path] | None = None
+) -> list[tuple[str, Path]]:
     """The plugins `name` inherits (its `_requires` value `requires`, then theirs,
     transitively), nearest first, each once; a missing one is listed too (its directory
-    does not exist), so that installing it later is noticed."""
+    does not exist), so that installing it later is noticed. `staged` gives the trees an
+    install in progress is about to swap in, which count instead of the installed ones."""
     from toolchain.config import schema
 
     pending = [dep for dep, _ in schema.parse_requires(requires)]
@@ -136,13 +145,13 @@ def inherited(runtime: Runtime, name: str, requires: str) -> list[tuple[str, Pat
         if dep in seen:
             continue
         seen.add(dep)
-        home = runtime.plugin(dep)
+        home = (staged or {}).get(dep) or runtime.plugin(dep)
         found.append((dep, home))
         if (home / CONFIG_INI).is_file():
             try:
                 pending += requires_of(home)
-            except (InstallError, ValueError):
-                continue  # a damaged entry: its own layers are unknown
+            except ToolchainError:
+                continue  # a damaged entry: the plugins it requires are unknown
     return found
 
 
