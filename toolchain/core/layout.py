@@ -124,6 +124,11 @@ class Runtime:
         return self.home / "venvs"
 
     @property
+    def store(self) -> Path:
+        """The wheel store: each wheel's library files once, hard-linked into venvs."""
+        return self.home / "store"
+
+    @property
     def lock(self) -> Path:
         return self.home / "lock"
 

@@ -85,4 +85,8 @@ def collect_venvs(runtime: Runtime) -> list[Path]:
                 log.warning("%s: cannot remove this unused virtualenv: %s", venv, exc)
                 continue
             removed.append(venv)
+    if removed:
+        from toolchain.localenv import wheels
+
+        wheels.collect(runtime.store)
     return removed

@@ -146,7 +146,13 @@ def build_venv(runtime_: Runtime, staged: Staged, tid: str) -> None:
     reqs = runtime_.tmp / f".requirements-{staged.name}-{tid}.txt"
     try:
         wanted = write_requirements(house, reqs)
-        venv.build(staged.venv, reqs if wanted else None, find_links=[house], offline=True)
+        venv.build(
+            staged.venv,
+            reqs if wanted else None,
+            find_links=[house],
+            offline=True,
+            store=runtime_.store,
+        )
     finally:
         reqs.unlink(missing_ok=True)
     local.symlink_to(staged.venv, target_is_directory=True)

@@ -64,9 +64,18 @@ class PipBackend:
     name = "pip"
 
     def create(self, dest: Path) -> None:
+        self._virtualenv([str(dest), "--python", sys.executable, "--no-setuptools", "--quiet"])
+
+    @classmethod
+    def create_unseeded(cls, dest: Path) -> None:
+        """A virtualenv with no package in it (its pip comes from the wheel store)."""
+        cls._virtualenv([str(dest), "--python", sys.executable, "--no-seed", "--quiet"])
+
+    @staticmethod
+    def _virtualenv(argv: list[str]) -> None:
         from virtualenv import cli_run  # heavy: imported only by commands that build envs
 
-        argv = [str(dest), "--python", sys.executable, "--no-setuptools", "--quiet"]
+        dest = argv[0]
         try:
             cli_run([*argv, "--no-periodic-update"], setup_logging=False)
         except (SystemExit, Exception) as exc:  # virtualenv reports failures both ways
@@ -121,6 +130,16 @@ class PipBackend:
             cmd += ["--constraint", str(path.absolute())]
         cmd.append(source.name)
         run(cmd, cwd=source.parent, env=clean_env(), what=f"pip-compile {source.name}")
+
+
+def seed_wheel(project: str) -> Path:
+    """The wheel of `project` (pip) that virtualenv seeds environments of this Python with."""
+    from virtualenv.seed.wheels.embed import get_embed_wheel
+
+    found = get_embed_wheel(project, f"{sys.version_info.major}.{sys.version_info.minor}")
+    if found is None:
+        raise VenvError(f"virtualenv has no {project} wheel for this Python")
+    return Path(found.path)
 
 
 def uv_executable() -> str | None:

@@ -58,14 +58,31 @@ def build(
     find_links: Sequence[Path] = (),
     offline: bool = False,
     allow_binary: bool = True,
+    store: Path | None = None,
 ) -> None:
-    """Create the virtualenv at `dest` and fill it; on any failure remove `dest` entirely."""
+    """Create the virtualenv at `dest` and fill it; on any failure remove `dest` entirely.
+
+    With `store` (an offline install from a wheelhouse), the pip backend installs the
+    wheels directly (`localenv.wheels`), through that wheel store, with no pip run.
+    """
     using = backend.current()  # chosen once, before anything is created
     if dest.exists() or dest.is_symlink():
         remove(dest)
+    wanted = requirements is not None and has_requirements(requirements)
     try:
+        if store is not None and offline and using.name == "pip":
+            from toolchain.localenv import wheels
+
+            # pip itself comes from the store too: one copy for every plugin's venv.
+            backend.PipBackend.create_unseeded(dest)
+            pip_wheel = backend.seed_wheel("pip")
+            wheels.install(
+                dest, requirements if wanted else None, find_links, store, tools=[pip_wheel]
+            )
+            return
         create(dest, using)
-        if requirements is not None and has_requirements(requirements):
+        if wanted:
+            assert requirements is not None
             pip_install(
                 dest,
                 requirements,
