@@ -220,29 +220,50 @@ def _seal(scratch: Path, entry: Path, wheel: Path) -> None:
     os.rename(scratch, entry)
 
 
+def _compile_many(paths: Sequence[str]) -> None:
+    for path in paths:
+        _compile_one(path)
+
+
 def _fill(store: Path, missing: Sequence[tuple[Path, str]], workers: int, plain: set[str]) -> None:
-    """Make the store entries of `missing` wheels: unpack each, compile all their bytecode
-    at once over `workers` processes (but for the wheels whose digest is in `plain`), then
-    publish each entry."""
+    """Make the store entries of `missing` wheels: unpack each, compile their bytecode (but
+    for the wheels whose digest is in `plain`), then publish each entry.
+
+    The bytecode of a wheel is compiled by a pool of `workers` processes while the next
+    wheels are unpacked: unpacking waits on the disk, compiling on the processors.
+    """
+    from concurrent.futures import Future, ProcessPoolExecutor
+
     scratches = []
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 and missing else None
+    jobs: list[Future[None]] = []
     try:
         for wheel, digest in missing:
             entry = store / digest
             shutil.rmtree(entry, ignore_errors=True)
-            scratches.append((_unpack(entry, wheel), entry, wheel))
-        sources = [
-            str(p)
-            for scratch, entry, _wheel in scratches
-            if entry.name not in plain
-            for p in sorted(Path(_schemes(scratch, "x")["purelib"]).rglob("*.py"))
-        ]
-        compile_files(sources, workers)
+            scratch = _unpack(entry, wheel)
+            scratches.append((scratch, entry, wheel))
+            if digest in plain:
+                continue
+            site = Path(_schemes(scratch, "x")["purelib"])
+            sources = sorted(str(p) for p in site.rglob("*.py"))
+            if pool is None or len(sources) < 20:
+                _compile_many(sources)
+                continue
+            step = max(20, len(sources) // (workers * 4))
+            jobs += [pool.submit(_compile_many, sources[i : i + step])
+                     for i in range(0, len(sources), step)]  # fmt: skip
+        for job in jobs:
+            job.result()
         for scratch, entry, wheel in scratches:
             _seal(scratch, entry, wheel)
     except BaseException:
         for scratch, _entry, _wheel in scratches:
             shutil.rmtree(scratch, ignore_errors=True)
         raise
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
 
 
 def _link(source: Path, target: Path) -> None:
