@@ -14,7 +14,7 @@ import pytest
 
 from tests.support.wheels import make_wheel
 from toolchain.core.errors import VenvError
-from toolchain.localenv import venv, wheels
+from toolchain.localenv import bytecode, venv, wheels
 
 SITE = "lib/python3.11/site-packages"
 
@@ -118,7 +118,7 @@ def test_parallel_bytecode_is_the_serial_bytecode(tmp_path: Path, house: tuple[P
     for workers in (1, 4):
         for cache in list(root.rglob("__pycache__")):
             shutil.rmtree(cache)
-        wheels.compile_tree(root, workers)
+        bytecode.compile_tree(root, workers)
         compiled.append({p.relative_to(root): p.read_bytes() for p in root.rglob("*.pyc")})
     assert compiled[0] and compiled[0] == compiled[1]
 
@@ -133,3 +133,41 @@ def test_a_wheel_not_matching_its_pinned_hash_is_refused(
         venv.build(tmp_path / "env", requirements, find_links=[directory], offline=True,
                    store=tmp_path / "store")  # fmt: skip
     assert not (tmp_path / "env").exists()
+
+
+def _wide_wheel(directory: Path, modules: int) -> Path:
+    """A wheel of one package with many modules (enough for the compiling pool)."""
+    import base64
+    import zipfile
+
+    files = {f"wide/m{i}.py": f"VALUE = {i}\n".encode() for i in range(modules)}
+    files["wide/__init__.py"] = b""
+    files["wide-1.0.dist-info/METADATA"] = b"Metadata-Version: 2.1\nName: wide\nVersion: 1.0\n"
+    files["wide-1.0.dist-info/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    rows = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        rows.append(f"{name},sha256={digest},{len(data)}")
+    rows.append("wide-1.0.dist-info/RECORD,,")
+    path = directory / "wide-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+        archive.writestr("wide-1.0.dist-info/RECORD", "\n".join(rows) + "\n")
+    return path
+
+
+def test_a_large_wheel_is_compiled_by_the_pool_as_pip_would(tmp_path: Path) -> None:
+    directory = tmp_path / "house"
+    directory.mkdir()
+    requirements = _requirements(tmp_path / "req.txt", _wide_wheel(directory, 120))
+    venv.build(tmp_path / "pip", requirements, find_links=[directory], offline=True)
+    venv.build(tmp_path / "ours", requirements, find_links=[directory], offline=True,
+               store=tmp_path / "store")  # fmt: skip
+    compiled = {f for f in _files(tmp_path / "ours") if f.endswith(".pyc")}
+    assert len(compiled) == 121
+    assert _files(tmp_path / "ours") == _files(tmp_path / "pip") | {
+        f for f in _files(tmp_path / "ours") if f.startswith(f"{SITE}/pip")
+    }

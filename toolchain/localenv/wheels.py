@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from toolchain.core.errors import VenvError
+from toolchain.localenv import bytecode
 
 INSTALLER_NAME = b"pip\n"  # what pip writes: `pip list` and `pip uninstall` treat it as theirs
 _LIB_SCHEMES = ("purelib", "platlib")
@@ -123,39 +124,6 @@ def _schemes(venv: Path, dist: str) -> dict[str, str]:
     }
 
 
-# Below this many files, one process compiles them faster than a pool starts.
-_POOL_FROM = 300
-
-
-def _compile_one(path: str) -> None:
-    import py_compile
-
-    try:
-        py_compile.compile(path, doraise=True)
-    except (py_compile.PyCompileError, OSError, ValueError):
-        pass  # a file with a syntax error stays uncompiled, as with pip
-
-
-def compile_files(paths: Sequence[str], workers: int) -> None:
-    """Compile `paths` to bytecode next to them, spread over `workers` processes: the same
-    .pyc files as a serial compile (py_compile's, timestamp-checked, as pip writes them)."""
-    if workers <= 1 or len(paths) < _POOL_FROM:
-        for path in paths:
-            _compile_one(path)
-        return
-    from concurrent.futures import ProcessPoolExecutor
-
-    chunk = max(1, len(paths) // (workers * 4))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for _ in pool.map(_compile_one, paths, chunksize=chunk):
-            pass
-
-
-def compile_tree(site: Path, workers: int) -> None:
-    """Compile every .py under `site` (see `compile_files`)."""
-    compile_files(sorted(str(p) for p in site.rglob("*.py")), workers)
-
-
 def _plain_members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo] | None:
     """The members of a wheel that is only library files (no `.data/`), each name a clean
     relative path; None when the wheel needs the full installer."""
@@ -220,11 +188,6 @@ def _seal(scratch: Path, entry: Path, wheel: Path) -> None:
     os.rename(scratch, entry)
 
 
-def _compile_many(paths: Sequence[str]) -> None:
-    for path in paths:
-        _compile_one(path)
-
-
 def _fill(store: Path, missing: Sequence[tuple[Path, str]], workers: int, plain: set[str]) -> None:
     """Make the store entries of `missing` wheels: unpack each, compile their bytecode (but
     for the wheels whose digest is in `plain`), then publish each entry.
@@ -248,10 +211,10 @@ def _fill(store: Path, missing: Sequence[tuple[Path, str]], workers: int, plain:
             site = Path(_schemes(scratch, "x")["purelib"])
             sources = sorted(str(p) for p in site.rglob("*.py"))
             if pool is None or len(sources) < 20:
-                _compile_many(sources)
+                bytecode.compile_serially(sources)
                 continue
             step = max(20, len(sources) // (workers * 4))
-            jobs += [pool.submit(_compile_many, sources[i : i + step])
+            jobs += [pool.submit(bytecode.compile_serially, sources[i : i + step])
                      for i in range(0, len(sources), step)]  # fmt: skip
         for job in jobs:
             job.result()
