@@ -126,12 +126,16 @@ def _read(path: Path) -> str:
         return ""
 
 
-@pytest.mark.slow
-def test_autorestart_of_a_devlinked_plugin(home: Path, tmp_path: Path) -> None:
+def _watched_devlink(
+    home: Path, tmp_path: Path, excludes: str | None = None
+) -> tuple[Path, dict[str, int], Path]:
+    """A devlinked plugin `dev` (includes `*.py`) whose daemon and file watcher run:
+    (its source, the daemon's pids, the watcher's log)."""
     source = tmp_path / "src"
     source.mkdir()
     (source / ".autorestart_includes").write_text("*.py\n")
-    (source / ".autorestart_excludes").write_text("skip_*.py\n")
+    if excludes is not None:
+        (source / ".autorestart_excludes").write_text(excludes)
     (home / "plugins" / "dev").symlink_to(source)
     dev = _programs(home, "dev")
     programs.write_plugin(
@@ -142,6 +146,12 @@ def test_autorestart_of_a_devlinked_plugin(home: Path, tmp_path: Path) -> None:
     first = wait_for("daemon", lambda: running_pids(home, "dev"))
     watcher_log = home / "log" / "dev" / "autorestart.log"
     wait_for("watcher", lambda: "watching" in _read(watcher_log))
+    return source, first, watcher_log
+
+
+@pytest.mark.slow
+def test_autorestart_of_a_devlinked_plugin(home: Path, tmp_path: Path) -> None:
+    source, first, watcher_log = _watched_devlink(home, tmp_path, excludes="skip_*.py\n")
 
     (source / "skip_me.py").write_text("excluded\n")
     (source / "newdir").mkdir()
@@ -159,19 +169,7 @@ def test_autorestart_of_a_devlinked_plugin(home: Path, tmp_path: Path) -> None:
 def test_autorestart_reads_its_pattern_files_again_when_they_change(
     home: Path, tmp_path: Path
 ) -> None:
-    source = tmp_path / "src"
-    source.mkdir()
-    (source / ".autorestart_includes").write_text("*.py\n")
-    (home / "plugins" / "dev").symlink_to(source)
-    dev = _programs(home, "dev")
-    programs.write_plugin(
-        home,
-        programs.PluginPrograms("dev", dev.plugin_dir, dev.daemons, True, "d"),
-    )
-    supervisor.start(home)
-    first = wait_for("daemon", lambda: running_pids(home, "dev"))
-    watcher_log = home / "log" / "dev" / "autorestart.log"
-    wait_for("watcher", lambda: "watching" in _read(watcher_log))
+    source, first, watcher_log = _watched_devlink(home, tmp_path)
 
     (source / ".autorestart_includes").write_text("*.py\n*.tmpl\n")
     wait_for("patterns", lambda: "patterns read again" in _read(watcher_log), timeout=10)

@@ -12,11 +12,12 @@ import os
 import re
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
+from toolchain.core import pins
 from toolchain.core.errors import CommandError, FreezeError
 from toolchain.core.layout import REQ_OUT, PluginDir
+from toolchain.core.pins import Pin
 from toolchain.localenv import backend
 
 _STAMP = re.compile(r"^# input-sha256: ([0-9a-f]{64})$", re.MULTILINE)
@@ -163,15 +164,6 @@ def compile_pins(plugin: PluginDir, constraints: Sequence[Path] = ()) -> list[Pi
         tmp.unlink(missing_ok=True)
 
 
-@dataclass(frozen=True)
-class Pin:
-    """One `name==version` line of a frozen requirements file with its hashes."""
-
-    name: str
-    version: str
-    hashes: frozenset[str]
-
-
 def read_pins(path: Path) -> list[Pin]:
     """Parse the pins of a frozen requirements file (`REQ_OUT`)."""
     return parse_pins(path.read_text(encoding="utf-8"), path)
@@ -179,27 +171,8 @@ def read_pins(path: Path) -> list[Pin]:
 
 def parse_pins(text: str, path: Path | str = REQ_OUT) -> list[Pin]:
     """Parse the pins of the text of a frozen requirements file; `path` names it in errors."""
-    from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import canonicalize_name
-
-    text = text.replace("\\\n", " ")
-    pins = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        line = line.split(" #", 1)[0].strip()
-        if not line or line.startswith(("#", "-")):
-            continue
-        spec, *rest = line.split(" --hash=")
-        try:
-            req = Requirement(spec.strip())
-        except InvalidRequirement:
-            raise FreezeError(f"{path}: line {lineno}: not a requirement: {spec!r}") from None
-        versions = [s.version for s in req.specifier if s.operator in ("==", "===")]
-        if len(versions) != 1:
-            raise FreezeError(
-                f"{path}: {req.name} is not pinned with ==; run `make superclean all`"
-            )
-        hashes = frozenset(h.strip() for h in rest)
-        if not hashes:
-            raise FreezeError(f"{path}: {req.name} has no --hash; run `make superclean all`")
-        pins.append(Pin(canonicalize_name(req.name), versions[0], hashes))
-    return pins
+    try:
+        return pins.parse(text)
+    except pins.PinError as exc:
+        hint = "" if str(exc).startswith("line ") else "; run `make superclean all`"
+        raise FreezeError(f"{path}: {exc}{hint}") from None

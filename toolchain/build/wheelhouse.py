@@ -30,6 +30,7 @@ from toolchain.artifact import spec
 from toolchain.build import freeze
 from toolchain.core.errors import CommandError, ReleaseError
 from toolchain.core.layout import ALLOW_BINARY, PluginDir
+from toolchain.core.pins import Pin
 from toolchain.core.runner import clean_env, python, run
 
 WHEELHOUSE_DIR = ".wheelhouse"
@@ -129,7 +130,7 @@ def build_wheelhouse(plugin: PluginDir) -> Path:
     return house
 
 
-def check_wheelhouse(house: Path, pins: list[freeze.Pin], req: Path) -> None:
+def check_wheelhouse(house: Path, pins: list[Pin], req: Path) -> None:
     """One wheel per pin, of the pinned version, each vouched for by a pinned hash: its own,
     or that of the sdist it was built from (`built-from-sdist.json`)."""
     from_sdist = {item["wheel"]: item for item in built_from_sdists(house)}

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from toolchain.artifact import read
 from toolchain.config import schema
+from toolchain.core import pins as core_pins
 from toolchain.core.errors import InstallError, ToolchainError
 from toolchain.core.layout import METADATA, REQ_OUT, Runtime
 from toolchain.runtime import registry
@@ -33,23 +34,9 @@ class Pinned:
 
 
 def parse(text: str) -> dict[str, str]:
-    """`{package: version}` of a frozen requirements file (names canonical)."""
-    from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import canonicalize_name
-
-    pins: dict[str, str] = {}
-    for line in text.replace("\\\n", " ").splitlines():
-        line = line.split(" #", 1)[0].split(" --hash=", 1)[0].strip()
-        if not line or line.startswith(("#", "-")):
-            continue
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
-            continue  # checked where the file is used to build a venv
-        versions = [s.version for s in req.specifier if s.operator in ("==", "===")]
-        if len(versions) == 1:
-            pins[canonicalize_name(req.name)] = versions[0]
-    return pins
+    """`{package: version}` of a frozen requirements file; other lines are skipped (they
+    are checked where the file builds a venv)."""
+    return {pin.name: pin.version for pin in core_pins.parse(text, strict=False)}
 
 
 def _requires(value: object) -> list[str]:

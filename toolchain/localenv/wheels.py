@@ -26,11 +26,12 @@ import sys
 import zipfile
 from base64 import urlsafe_b64encode
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from toolchain.core import pins as frozen
 from toolchain.core.errors import VenvError
+from toolchain.core.pins import Pin
 from toolchain.localenv import bytecode
 
 INSTALLER_NAME = b"pip\n"  # what pip writes: `pip list` and `pip uninstall` treat it as theirs
@@ -39,37 +40,12 @@ _COMPLETE = ".complete"
 _PYC_RECORD = ".pyc-record"  # RECORD rows (path, hash, size) of the entry's bytecode
 
 
-@dataclass(frozen=True)
-class Pin:
-    """One `name==version --hash=sha256:...` line of a frozen requirements file."""
-
-    name: str
-    version: str
-    hashes: frozenset[str]
-
-
 def read_pins(requirements: Path) -> list[Pin]:
     """The pins of a frozen, hashed requirements file; VenvError on anything else."""
-    from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import canonicalize_name
-
-    pins = []
-    text = requirements.read_text(encoding="utf-8").replace("\\\n", " ")
-    for line in text.splitlines():
-        line = line.split(" #", 1)[0].strip()
-        if not line or line.startswith(("#", "-")):
-            continue
-        spec, *hashes = line.split("--hash=")
-        try:
-            req = Requirement(spec.strip())
-        except InvalidRequirement:
-            raise VenvError(f"{requirements}: not a requirement: {spec.strip()!r}") from None
-        versions = [s.version for s in req.specifier if s.operator in ("==", "===")]
-        found = frozenset(h.strip().removeprefix("sha256:") for h in hashes if h.strip())
-        if len(versions) != 1 or not found:
-            raise VenvError(f"{requirements}: {req.name} is not pinned with == and a --hash")
-        pins.append(Pin(canonicalize_name(req.name), versions[0], found))
-    return pins
+    try:
+        return frozen.parse(requirements.read_text(encoding="utf-8"))
+    except frozen.PinError as exc:
+        raise VenvError(f"{requirements}: {exc}") from None
 
 
 def _sha256(path: Path) -> str:
@@ -101,7 +77,7 @@ def wheels_for(pins: Sequence[Pin], wheelhouse: Sequence[Path]) -> list[tuple[Pa
         from packaging.version import Version
 
         candidates = found.get((pin.name, str(Version(pin.version))), [])
-        match = [(w, h) for w in candidates if (h := _sha256(w)) in pin.hashes]
+        match = [(w, h) for w in candidates if f"sha256:{(h := _sha256(w))}" in pin.hashes]
         if not match:
             what = "no wheel" if not candidates else "no wheel with a pinned hash"
             raise VenvError(

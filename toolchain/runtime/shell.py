@@ -90,10 +90,10 @@ def _startup(
     header = f"# Written by plugin_env for plugin {name}: yours first, then the plugin env."
     again = startup_lines(env, base)
     label = shlex.quote(f"({name}) ")
+    prompt = f'PS1={label}"${{PS1-\\$ }}"'  # bash and POSIX shells; zsh's is PROMPT
     if kind == "bash":
         rc = directory / "bashrc"
-        _write(rc, [header, '[ -f "$HOME/.bashrc" ] && . "$HOME/.bashrc"', *again,
-                    f'PS1={label}"${{PS1-\\$ }}"'])  # fmt: skip
+        _write(rc, [header, '[ -f "$HOME/.bashrc" ] && . "$HOME/.bashrc"', *again, prompt])
         return [shell, "--rcfile", str(rc)], env
     if kind == "zsh":
         # zsh reads $ZDOTDIR/.zshenv then $ZDOTDIR/.zshrc: ours run the user's with the
@@ -117,8 +117,7 @@ def _startup(
         header,
         # ENV goes back to the user's: a shell started from this one reads theirs, not ours.
         f'if [ -n "{user}" ]; then export ENV="{user}"; else unset ENV; fi',
-        '[ -n "${ENV:-}" ] && [ -f "$ENV" ] && . "$ENV"', *again,
-        f'PS1={label}"${{PS1-\\$ }}"',
+        '[ -n "${ENV:-}" ] && [ -f "$ENV" ] && . "$ENV"', *again, prompt,
     ])  # fmt: skip
     _remember(env, "ENV", directory)
     env["ENV"] = str(rc)
