@@ -3,9 +3,7 @@ a runtime-wide store of hard-linked files, laid out exactly as pip lays it out."
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import os
 import subprocess
 from pathlib import Path
@@ -14,7 +12,8 @@ import pytest
 
 from tests.support.wheels import make_wheel
 from toolchain.core.errors import VenvError
-from toolchain.localenv import bytecode, venv, wheels
+from toolchain.localenv import bytecode, venv
+from toolchain.localenv import store as wheel_store
 
 SITE = "lib/python3.11/site-packages"
 
@@ -41,6 +40,17 @@ def house(tmp_path: Path) -> tuple[Path, Path]:
         make_wheel(d, "alpha", "2.0", scripts={"alpha": "alpha:main"}),
         make_wheel(d, "beta", "1.0", requires=["alpha>=1.0"]),
         make_wheel(d, "gamma", "1.0", payload=b"x" * 200_000),
+        # .data/: a script and a data file, laid out by pypa/installer
+        make_wheel(
+            d,
+            "delta",
+            "1.0",
+            scripts={"delta": "delta:main"},
+            data={
+                "scripts/delta-tool": b"#!python\nprint('tool')\n",
+                "data/share/delta/README": b"delta's data\n",
+            },
+        ),
     ]
     return d, _requirements(tmp_path / "requirements3.txt", *built)
 
@@ -60,24 +70,37 @@ def _pip(env: Path, *args: str) -> str:
     return out.stdout
 
 
+def _contents(root: Path) -> dict[str, tuple[bytes, bool]]:
+    """Every file but bytecode (its header holds the source's mtime), by path: its bytes
+    and whether it is executable."""
+    return {
+        rel: ((root / rel).read_bytes(), os.access(root / rel, os.X_OK))
+        for rel in _files(root)
+        if not rel.endswith(".pyc")
+    }
+
+
 def test_the_same_files_as_pip_and_pip_agrees(tmp_path: Path, house: tuple[Path, Path]) -> None:
     directory, requirements = house
-    store = tmp_path / "store"
-    venv.build(tmp_path / "pip", requirements, find_links=[directory], offline=True)
-    venv.build(tmp_path / "ours", requirements, find_links=[directory], offline=True, store=store)
-    assert _files(tmp_path / "ours") == _files(tmp_path / "pip")
-    assert any(rel.endswith(".pyc") for rel in _files(tmp_path / "ours"))
-    for listing in (("list", "--format=freeze"), ("check",)):
-        assert _pip(tmp_path / "ours", *listing) == _pip(tmp_path / "pip", *listing)
-    assert _pip(tmp_path / "ours", "check").startswith("No broken requirements")
-    out = subprocess.run([tmp_path / "ours" / "bin" / "alpha"], capture_output=True, text=True)
-    assert out.stdout == "alpha 2.0\n"
-    # RECORD as pip writes it: every installed file, bytecode included, with hashes.
-    record = tmp_path / "ours" / SITE / "alpha-2.0.dist-info" / "RECORD"
-    rows = {r[0]: r for r in csv.reader(io.StringIO(record.read_text()))}
-    pyc = "alpha/__pycache__/__init__.cpython-311.pyc"
-    assert rows[pyc][1].startswith("sha256=") and rows["../../../bin/alpha"][1]
-    assert (tmp_path / "ours" / SITE / "alpha-2.0.dist-info" / "INSTALLER").read_text() == "pip\n"
+    env = tmp_path / "env"  # both built at the same path: launchers name their python
+    listings = [("list", "--format=freeze"), ("check",)]
+    venv.build(env, requirements, find_links=[directory], offline=True)
+    pips, pip_files, pip_said = _contents(env), _files(env), [_pip(env, *a) for a in listings]
+    venv.remove(env)
+    venv.build(env, requirements, find_links=[directory], offline=True, store=tmp_path / "store")
+    assert _files(env) == pip_files
+    assert any(rel.endswith(".pyc") for rel in _files(env))
+    # The same bytes as pip: RECORD (sorted, bytecode rows without hashes), INSTALLER,
+    # REQUESTED, the entry points' launchers and `.data/` scripts, the data files.
+    ours = _contents(env)
+    assert f"{SITE}/delta-1.0.dist-info/RECORD" in ours and "share/delta/README" in ours
+    assert ours == pips
+    assert [_pip(env, *a) for a in listings] == pip_said
+    assert pip_said[1].startswith("No broken requirements")
+    for script, said in (("alpha", "alpha 2.0\n"), ("delta-tool", "tool\n")):
+        out = subprocess.run([env / "bin" / script], capture_output=True, text=True)
+        assert out.stdout == said
+    assert (env / SITE / "alpha-2.0.dist-info" / "INSTALLER").read_text() == "pip\n"
 
 
 def test_a_second_venv_links_the_stored_files(tmp_path: Path, house: tuple[Path, Path]) -> None:
@@ -99,11 +122,11 @@ def test_a_second_venv_links_the_stored_files(tmp_path: Path, house: tuple[Path,
     assert (two / payload).read_bytes() == before
     assert _pip(two, "list", "--format=freeze").count("gamma==1.0") == 1
     # The store keeps an entry while a venv links it, and drops it after.
-    assert wheels.collect(store) == []
+    assert wheel_store.collect(store) == []
     venv.remove(two)
-    gone = wheels.collect(store)
+    gone = wheel_store.collect(store)
     assert len(gone) == 1  # gamma 1.0: only `two` still linked it
-    assert len(list(store.iterdir())) == 3  # alpha, beta and pip stay: `one` links them
+    assert len(list(store.iterdir())) == 4  # alpha, beta, delta and pip: `one` links them
 
 
 def test_parallel_bytecode_is_the_serial_bytecode(tmp_path: Path, house: tuple[Path, Path]) -> None:
@@ -171,3 +194,62 @@ def test_a_large_wheel_is_compiled_by_the_pool_as_pip_would(tmp_path: Path) -> N
     assert _files(tmp_path / "ours") == _files(tmp_path / "pip") | {
         f for f in _files(tmp_path / "ours") if f.startswith(f"{SITE}/pip")
     }
+
+
+def test_uv_backend_installs_from_the_same_store_without_pip(
+    tmp_path: Path, house: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory, requirements = house
+    store = tmp_path / "store"
+    venv.build(tmp_path / "pip", requirements, find_links=[directory], offline=True, store=store)
+    monkeypatch.setenv("PLUGIN_BACKEND", "uv")
+    env = tmp_path / "uv"
+    venv.build(env, requirements, find_links=[directory], offline=True, store=store)
+    payload = f"{SITE}/gamma/__init__.py"
+    assert os.stat(env / payload).st_ino == os.stat(tmp_path / "pip" / payload).st_ino
+    assert not (env / "bin" / "pip").exists()  # uv's virtualenvs hold no pip
+    assert (env / SITE / "alpha-2.0.dist-info" / "INSTALLER").read_text() == "uv\n"
+    out = subprocess.run([env / "bin" / "alpha"], capture_output=True, text=True)
+    assert out.stdout == "alpha 2.0\n"
+
+
+def test_a_launcher_works_from_a_path_longer_than_a_shebang(
+    tmp_path: Path, house: tuple[Path, Path]
+) -> None:
+    directory, requirements = house
+    env = tmp_path / ("d" * 60) / ("e" * 60) / "env"  # more than the kernel's 127 bytes
+    venv.build(env, requirements, find_links=[directory], offline=True, store=tmp_path / "s")
+    assert (env / "bin" / "alpha").read_bytes().startswith(b"#!/bin/sh\n")
+    out = subprocess.run([env / "bin" / "alpha"], capture_output=True, text=True)
+    assert out.stdout == "alpha 2.0\n"
+
+
+def test_an_entry_point_naming_another_directory_is_refused(tmp_path: Path) -> None:
+    directory = tmp_path / "house"
+    bad = make_wheel(directory, "evil", "1.0", scripts={"../../escaped": "evil:main"})
+    requirements = _requirements(tmp_path / "req.txt", bad)
+    with pytest.raises(VenvError, match=r"evil-1\.0-py3-none-any\.whl: cannot install it: "):
+        venv.build(tmp_path / "env", requirements, find_links=[directory], offline=True,
+                   store=tmp_path / "store")  # fmt: skip
+    assert not (tmp_path / "env").exists() and not (tmp_path / "escaped").exists()
+
+
+def test_a_wheel_that_does_not_unpack_leaves_no_entry(tmp_path: Path) -> None:
+    import zipfile
+
+    directory = tmp_path / "house"
+    wheel = make_wheel(directory, "broken", "1.0", payload=b"z" * 5000)
+    data = bytearray(wheel.read_bytes())
+    with zipfile.ZipFile(wheel) as archive:
+        info = archive.getinfo("broken/__init__.py")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    data[start + 100] ^= 0xFF  # the member's bytes no longer match its CRC
+    wheel.write_bytes(bytes(data))
+    requirements = _requirements(tmp_path / "req.txt", wheel)  # pinned as it is now
+    with pytest.raises(
+        VenvError, match=r"broken-1\.0-py3-none-any\.whl: cannot unpack it into the wheel store: "
+    ):
+        venv.build(tmp_path / "env", requirements, find_links=[directory], offline=True,
+                   store=tmp_path / "store")  # fmt: skip
+    assert not (tmp_path / "env").exists()
+    assert [p.name for p in (tmp_path / "store").iterdir()] == []  # no entry, no scratch

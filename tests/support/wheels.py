@@ -21,10 +21,13 @@ def make_wheel(
     requires: list[str] | None = None,
     scripts: dict[str, str] | None = None,
     payload: bytes = b"",
+    data: dict[str, bytes] | None = None,
 ) -> Path:
     """Write a pure-Python wheel for a module `name` and return its path.
 
-    `scripts` maps console-script names to `module:function`; `payload` pads the module.
+    `scripts` maps console-script names to `module:function`; `payload` pads the module;
+    `data` maps paths under the wheel's `.data/` directory (`scripts/x`, `data/share/y`)
+    to their bytes.
     """
     dist = name.replace("-", "_")
     module = dist.lower()
@@ -41,6 +44,8 @@ def make_wheel(
     files[f"{info}/WHEEL"] = (
         b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     )
+    for path, content in (data or {}).items():
+        files[f"{dist}-{version}.data/{path}"] = content
     if scripts:
         lines = ["[console_scripts]"] + [f"{k} = {v}" for k, v in scripts.items()]
         files[f"{info}/entry_points.txt"] = ("\n".join(lines) + "\n").encode()
@@ -52,6 +57,6 @@ def make_wheel(
     with zipfile.ZipFile(out, "w") as zf:
         for path, data in files.items():
             info_ = zipfile.ZipInfo(path, date_time=(2020, 1, 1, 0, 0, 0))
-            info_.external_attr = 0o644 << 16
+            info_.external_attr = (0o100755 if "/scripts/" in path else 0o100644) << 16
             zf.writestr(info_, data)
     return out

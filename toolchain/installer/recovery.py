@@ -86,7 +86,7 @@ def collect_venvs(runtime: Runtime) -> list[Path]:
                 continue
             removed.append(venv)
     if removed:
-        from toolchain.localenv import wheels
+        from toolchain.localenv import store
 
-        wheels.collect(runtime.store)
+        store.collect(runtime.store)
     return removed

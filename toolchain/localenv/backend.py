@@ -6,6 +6,8 @@ subprocesses, never imported, and give the same pins and the same installed file
 (bytecode included). The pip backend creates virtualenvs with virtualenv (pip inside),
 installs with pip and freezes with pip-tools; the uv backend (`pip install
 plugin-toolchain[fast]`) does all three with uv, and its virtualenvs hold no pip.
+An offline install from an artifact's wheelhouse runs neither installer: `venv.build`
+then only asks the backend for the virtualenv and fills it from the wheel store.
 """
 
 from __future__ import annotations

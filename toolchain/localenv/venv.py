@@ -62,22 +62,30 @@ def build(
 ) -> None:
     """Create the virtualenv at `dest` and fill it; on any failure remove `dest` entirely.
 
-    With `store` (an offline install from a wheelhouse), the pip backend installs the
-    wheels directly (`localenv.wheels`), through that wheel store, with no pip run.
+    With `store` (an offline install from a wheelhouse), the wheels are installed
+    directly (`localenv.wheels`), through that wheel store, with no pip or uv run: the
+    backend only creates the virtualenv (with the pip backend, pip comes from the store).
     """
     using = backend.current()  # chosen once, before anything is created
     if dest.exists() or dest.is_symlink():
         remove(dest)
     wanted = requirements is not None and has_requirements(requirements)
     try:
-        if store is not None and offline and using.name == "pip":
+        if store is not None and offline:
             from toolchain.localenv import wheels
 
-            # pip itself comes from the store too: one copy for every plugin's venv.
-            backend.PipBackend.create_unseeded(dest)
-            pip_wheel = backend.seed_wheel("pip")
+            tools, make = [], lambda: create(dest, using)  # uv's virtualenvs hold no pip
+            if using.name == "pip":  # pip from the store too: one copy for every venv
+                tools.append(backend.seed_wheel("pip"))
+                make = lambda: backend.PipBackend.create_unseeded(dest)  # noqa: E731
             wheels.install(
-                dest, requirements if wanted else None, find_links, store, tools=[pip_wheel]
+                dest,
+                requirements if wanted else None,
+                find_links,
+                store,
+                make,
+                tools=tools,
+                installer=using.name,
             )
             return
         create(dest, using)
