@@ -32,21 +32,12 @@ from toolchain.artifact.manifest import (
     check_unpacked_size,
 )
 from toolchain.core.errors import ArtifactError, InvalidName
-from toolchain.core.layout import MANIFEST, METADATA
+from toolchain.core.layout import MANIFEST, METADATA, SIGNATURE, STATEMENT
 from toolchain.core.names import check_name
 
 _CHUNK = 1 << 16
-
-
 _HEAD_LIMIT = 80 << 20  # decompressed bytes allowed before the manifest is known
-
-
-_META_MAX = 1 << 20
-
-
-_MANIFEST_MAX = 64 << 20
-
-
+_HEAD_MAX = read.HEAD_DOCUMENT_MAX  # metadata, manifest, and a signed statement
 _LINK_MAX = 4096
 
 
@@ -126,7 +117,12 @@ class _Sink:
         return self.manifest
 
     def head(self, rel: str, data: bytes) -> None:
-        """Take the metadata or manifest bytes; metadata waits for the manifest to be checked."""
+        """Take the metadata or manifest bytes; metadata waits for the manifest to be checked.
+        A signed statement and its signature follow the manifest (`installer.trust`)."""
+        if rel in (STATEMENT, SIGNATURE):
+            self._need_manifest(rel)
+            self._write(rel, iter([data]), len(data), 0o644, None)
+            return
         if rel == METADATA:
             if self.manifest is None:
                 self.pending = data
@@ -285,8 +281,8 @@ def _extract_tar(path: Path, sink: _Sink) -> None:
                     raise ArtifactError(
                         f"{where}: {member.name!r} is a device, FIFO or other special member"
                     )
-                if rel in (METADATA, MANIFEST):
-                    if member.size > (_META_MAX if rel == METADATA else _MANIFEST_MAX):
+                if rel in _HEAD_MAX:
+                    if member.size > _HEAD_MAX[rel]:
                         raise ArtifactError(f"{where}: {rel} is implausibly large")
                     handle = tar.extractfile(member)
                     sink.head(rel, handle.read() if handle else b"")
@@ -329,12 +325,13 @@ def _extract_zip(path: Path, sink: _Sink) -> None:
             (info, sink.relative(info.filename)) for info in infos
         ]
         by_rel = {rel: info for info, rel in rels}
-        for head in (MANIFEST, METADATA):
+        for head in _HEAD_MAX:  # the manifest first, as in a tar
             info = by_rel.get(head)
+            if info is None and head in (STATEMENT, SIGNATURE):
+                continue
             if info is None or _zip_kind(info) != "file":
                 raise ArtifactError(f"{where}: no {head} in the archive; is it a .plugin file?")
-            limit = _META_MAX if head == METADATA else _MANIFEST_MAX
-            if info.file_size > limit:
+            if info.file_size > _HEAD_MAX[head]:
                 raise ArtifactError(f"{where}: {head} is implausibly large")
             sink.head(head, zf.read(info))
         for info, rel in rels:
@@ -344,7 +341,7 @@ def _extract_zip(path: Path, sink: _Sink) -> None:
                 kind = _zip_kind(info)
             except ArtifactError as exc:
                 raise ArtifactError(f"{where}: {exc}") from None
-            if rel in (METADATA, MANIFEST):
+            if rel in _HEAD_MAX:
                 continue
             if kind == "dir":
                 if rel is not None:

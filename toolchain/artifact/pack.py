@@ -14,19 +14,21 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from toolchain.artifact import signature
 from toolchain.artifact.manifest import Entry, MemberKind, dumps_manifest, manifest_of
 from toolchain.artifact.spec import OPEN_FLAGS, READ_CHUNK, dumps
 from toolchain.artifact.tarstream import TarWriter, crc32_combine, gzip_header, gzip_trailer
 from toolchain.core.errors import ArtifactError
-from toolchain.core.layout import MANIFEST, METADATA, RELEASE_DIR
+from toolchain.core.layout import MANIFEST, METADATA, RELEASE_DIR, SIGNATURE, STATEMENT
 
 # Release compression: most bytes are wheels (already deflated), and level 6 buys little
 # on the rest for twice the time of level 3.
 COMPRESSLEVEL = 3
+_HEAD = (METADATA, MANIFEST, STATEMENT, SIGNATURE, RELEASE_DIR)  # written by pack itself
 _NOT_PACKABLE = "not a regular file, directory or symlink; remove it"
 
 
@@ -86,11 +88,12 @@ def _atomic(out: Path) -> Iterator[BinaryIO]:
         raise
 
 
-def _add_head(tar: TarWriter, top: str, meta: bytes, manifest: bytes, mtime: int) -> None:
+def _add_head(tar: TarWriter, top: str, docs: dict[str, bytes], mtime: int) -> None:
     tar.add_dir(top, mtime)
     tar.add_dir(f"{top}/{RELEASE_DIR}", mtime)
-    tar.add_bytes(f"{top}/{METADATA}", meta, 0o644, mtime)
-    tar.add_bytes(f"{top}/{MANIFEST}", manifest, 0o644, mtime)
+    for rel in (METADATA, MANIFEST, STATEMENT, SIGNATURE):
+        if rel in docs:
+            tar.add_bytes(f"{top}/{rel}", docs[rel], 0o644, mtime)
 
 
 def pack(
@@ -101,6 +104,7 @@ def pack(
     *,
     mtime: int,
     compresslevel: int = COMPRESSLEVEL,
+    sign: Callable[[bytes], bytes] | None = None,
 ) -> dict[str, Any]:
     """Write the artifact `out` (atomically) from `(path in the archive, source path)` pairs.
 
@@ -109,18 +113,24 @@ def pack(
     then the head (metadata, manifest) is deflated in front of them in the same gzip
     stream (deflate data can be concatenated after a sync flush; the CRC-32s are
     combined). Memory does not grow with the artifact; the manifest is returned.
+    With `sign` (statement bytes -> armored signature), the head also carries the signed
+    statement (`artifact.signature`).
     """
     entries: list[Entry] = []
-    members = sorted((p, s) for p, s in members if p not in (METADATA, MANIFEST, RELEASE_DIR))
+    members = sorted((p, s) for p, s in members if p not in _HEAD)
     with tempfile.TemporaryFile(dir=out.parent) as spool:
         with TarWriter(spool, compresslevel, final=False) as body:
             for path, source in members:
                 entries.append(_pack_one(body, f"{top}/{path}", path, source, mtime))
         manifest, meta_bytes, man_bytes = _documents(entries, metadata)
+        docs = {METADATA: meta_bytes, MANIFEST: man_bytes}
+        if sign is not None:
+            docs[STATEMENT] = signature.statement(metadata, meta_bytes, man_bytes)
+            docs[SIGNATURE] = sign(docs[STATEMENT])
         with _atomic(out) as raw:
             raw.write(gzip_header(compresslevel))
             with TarWriter(raw, compresslevel, final=False) as head:
-                _add_head(head, top, meta_bytes, man_bytes, mtime)
+                _add_head(head, top, docs, mtime)
             spool.seek(0)
             shutil.copyfileobj(spool, raw, READ_CHUNK)
             with TarWriter(raw, compresslevel, final=True) as tail:

@@ -12,9 +12,10 @@ import zlib
 from pathlib import Path
 from typing import IO, Any
 
+from toolchain.artifact import signature
 from toolchain.artifact.spec import GZIP_MAGIC, ZIP_MAGIC, load_json
 from toolchain.core.errors import ArtifactError
-from toolchain.core.layout import MANIFEST, METADATA, RELEASE_DIR
+from toolchain.core.layout import MANIFEST, METADATA, RELEASE_DIR, SIGNATURE, STATEMENT
 
 
 def detect(path: Path) -> str:
@@ -43,7 +44,12 @@ _EXTENDED = {
     tarfile.GNUTYPE_LONGLINK,
 }
 # The most the head's documents may hold (the manifest of 100,000 files is about 20 MB).
-HEAD_DOCUMENT_MAX = {METADATA: 1 << 20, MANIFEST: 64 << 20}
+HEAD_DOCUMENT_MAX = {
+    METADATA: 1 << 20,
+    MANIFEST: 64 << 20,
+    STATEMENT: signature.DOCUMENT_MAX,
+    SIGNATURE: signature.DOCUMENT_MAX,
+}
 
 
 class BoundedTarInfo(tarfile.TarInfo):
@@ -65,8 +71,9 @@ def _document(path: Path, rel: str, size: int) -> None:
         )
 
 
-def read_head(path: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    """Return (top directory, metadata, manifest) of an artifact, reading only its head."""
+def read_documents(path: Path) -> tuple[str, dict[str, bytes]]:
+    """(top directory, head documents by path) of an artifact, reading only its head: the
+    metadata and manifest, and the statement and its signature when it is signed."""
     found: dict[str, bytes] = {}
     top = ""
     try:
@@ -74,7 +81,7 @@ def read_head(path: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
                 top = names[0].split("/")[0] if names else ""
-                for rel in (METADATA, MANIFEST):
+                for rel in HEAD_DOCUMENT_MAX:
                     try:
                         info = zf.getinfo(f"{top}/{rel}")
                     except KeyError:
@@ -88,17 +95,23 @@ def read_head(path: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
                 for member in tar:
                     top = top or member.name.split("/")[0]
                     rel = member.name.partition("/")[2]
-                    if rel in (METADATA, MANIFEST) and member.isfile():
+                    if rel in HEAD_DOCUMENT_MAX and member.isfile():
                         _document(path, rel, member.size)
                         handle: IO[bytes] | None = tar.extractfile(member)
                         found[rel] = handle.read(member.size) if handle else b""
-                    if len(found) == 2 or (rel and not rel.startswith(RELEASE_DIR)):
-                        break
+                    elif rel not in ("", RELEASE_DIR):
+                        break  # the head is over
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, gzip.BadGzipFile) as exc:
         raise ArtifactError(f"{path}: corrupt or truncated archive: {exc}") from None
     for rel in (METADATA, MANIFEST):
         if rel not in found:
             raise ArtifactError(f"{path}: no {rel} in the archive; is it a .plugin file?")
+    return top, found
+
+
+def read_head(path: Path) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Return (top directory, metadata, manifest) of an artifact, reading only its head."""
+    top, found = read_documents(path)
     meta = load_json(found[METADATA], path, METADATA)
     manifest = load_json(found[MANIFEST], path, MANIFEST)
     return top, meta, manifest

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from toolchain.artifact import pack, spec
 from toolchain.artifact.spec import FORMAT_VERSION
-from toolchain.build import releaseignore
+from toolchain.build import releaseignore, signing
 from toolchain.build.wheelhouse import build_wheelhouse, built_from_sdists
 from toolchain.config import layers, schema
 from toolchain.core import settings
@@ -70,6 +70,7 @@ def plugin_pins(plugin: PluginDir, repository: Path | None) -> dict[str, object]
 def release(plugin: PluginDir, output: Path | None = None, repository: Path | None = None) -> Path:
     """Build `NAME-VERSION-RELEASE.PLATFORM.plugin` in the plugin dir (or at `output`)."""
     cfg = layers.load(plugin.config)
+    sign = signing.signer()  # a key that cannot sign fails before the build
     house = build_wheelhouse(plugin)
     epoch = settings.source_date_epoch(ReleaseError)
     out = output or plugin.root / spec.artifact_name(cfg.name, cfg.version, cfg.release)
@@ -84,6 +85,6 @@ def release(plugin: PluginDir, output: Path | None = None, repository: Path | No
     meta = metadata(cfg, epoch)
     meta["wheels_built_from_sdists"] = built_from_sdists(house)
     meta |= plugin_pins(plugin, repository)
-    pack.pack(out, cfg.name, members, meta, mtime=epoch)
+    pack.pack(out, cfg.name, members, meta, mtime=epoch, sign=sign)
     os.utime(out)  # newer than the directory entry its rename just changed: make sees it fresh
     return out

@@ -179,6 +179,8 @@ def _print_info(doc: dict[str, Any]) -> None:
             print(f"{key}: {shown}")
     for key, value in doc.get("installed", {}).items():
         print(f"{key}: {value}")
+    if "signature" in doc:
+        print(f"signature: {_signature_line(doc['signature'])}")
     files = doc.get("files", [])
     if files:
         print("files:")
@@ -189,6 +191,53 @@ def _print_info(doc: dict[str, Any]) -> None:
             print(f"  link {'':>10} {row['path']} -> {row['target']}")
         else:
             print(f"  dir  {'':>10} {row['path']}/")
+
+
+def _signature_line(signed: dict[str, Any]) -> str:
+    """`trust.describe`'s verdict in one line."""
+    if signed["state"] in ("unsigned", "invalid"):
+        return f"{signed['state']}" + (f": {signed['problem']}" if "problem" in signed else "")
+    who = signed["principals"] or "unknown signer"
+    return f"{signed['state']}, signed by {who} ({signed['key']})"
+
+
+def verify_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `plugins.verify`."""
+    from pathlib import Path
+
+    p = parser(
+        "plugins.verify",
+        "Check a .plugin file's signature and every file it covers against this runtime's "
+        "allowed_signers; exit 1 unless it is signed by a trusted, unrevoked key.",
+    )
+    p.add_argument("file", metavar="FILE.plugin", type=Path)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def body(args: argparse.Namespace) -> int:
+        from toolchain.artifact import read
+        from toolchain.core.layout import MANIFEST, Runtime
+        from toolchain.installer import trust
+
+        _logging()
+        _top, docs = read.read_documents(args.file)
+        signed = trust.describe(docs, str(args.file), Runtime.current())
+        if signed["state"] not in ("unsigned", "invalid"):  # what it covers, byte for byte
+            manifest = json.loads(docs[MANIFEST])
+            signed["files"] = read.verify(args.file, manifest)
+        if args.json:
+            print(json.dumps({"file": str(args.file), **signed}, indent=1))
+        else:
+            print(f"{args.file}: {_signature_line(signed)}")
+            for key, value in signed.get("covers", {}).items():
+                print(f"  {key}: {value}")
+            if "files" in signed:
+                print(f"  files: {signed['files']} match the signed manifest")
+        if signed["state"] != "trusted":
+            error(f"{args.file}: {signed['state']}: not installable under require")
+            return EXIT_FAILURE
+        return 0
+
+    return execute(p, body, argv)
 
 
 def _is_file_argument(target: str) -> bool:
@@ -211,7 +260,7 @@ def info_main(argv: Sequence[str] | None = None) -> int:
 
         _logging()
         if _is_file_argument(args.target):
-            doc = inspection.file_info(Path(args.target))
+            doc = inspection.file_info(Path(args.target), Runtime.current())
         else:
             with lock.locked(Runtime.current()) as rt:
                 doc = inspection.installed_info(rt, args.target)

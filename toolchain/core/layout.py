@@ -44,6 +44,10 @@ CRONTAB = "crontab"
 RELEASE_DIR = ".release"
 METADATA = f"{RELEASE_DIR}/metadata.json"
 MANIFEST = f"{RELEASE_DIR}/manifest.json"
+# A signed release: the statement (name, version, digests of metadata and manifest) and
+# its OpenSSH signature, after the manifest in the archive's head, in no manifest.
+STATEMENT = f"{RELEASE_DIR}/statement"
+SIGNATURE = f"{RELEASE_DIR}/statement.sig"
 WHEELHOUSE = f"{RELEASE_DIR}/wheelhouse"
 NPM_CACHE = f"{RELEASE_DIR}/npm-cache"
 # Written by the installer into an installed plugin; never taken from an archive.
@@ -127,6 +131,16 @@ class Runtime:
     def store(self) -> Path:
         """The wheel store: each wheel's library files once, hard-linked into venvs."""
         return self.home / "store"
+
+    @property
+    def allowed_signers(self) -> Path:
+        """Who may sign what this runtime installs (OpenSSH allowed_signers format)."""
+        return self.home / "config" / "allowed_signers"
+
+    @property
+    def revoked_keys(self) -> Path:
+        """Public keys whose signatures are refused, one per line."""
+        return self.home / "config" / "revoked_keys"
 
     @property
     def lock(self) -> Path:

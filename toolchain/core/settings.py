@@ -28,10 +28,13 @@ SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"
 TEMPLATE_PROBLEMS = "PLUGIN_TEMPLATE_PROBLEMS"
 MAX_UNPACKED_MB = "PLUGIN_MAX_UNPACKED_MB"
 MAX_RATIO = "PLUGIN_MAX_COMPRESSION_RATIO"
+SIGNING_KEY = "PLUGIN_SIGNING_KEY"
+SIGNATURE_POLICY = "PLUGIN_SIGNATURE_POLICY"
 
 # What the runtime's process manager hands on to the programs it starts.
 PASSED_TO_DAEMONS = (RUNTIME_HOME, MODULE, CONFIG_NAME, PROVISIONING_DIR)
 BACKENDS = ("pip", "uv")
+SIGNATURE_POLICIES = ("require", "warn", "off")
 DEFAULT_LOCK_TIMEOUT = 300.0
 DEFAULT_CRON_TIMEOUT = 3600
 DEFAULT_ARCHIVE_KEEP = 2
@@ -77,6 +80,22 @@ def config_name() -> str:
 def provisioning_dir() -> str | None:
     """The read-only provisioning override directory (`$PLUGIN_PROVISIONING_DIR`), if set."""
     return os.environ.get(PROVISIONING_DIR) or None
+
+
+def signing_key() -> str | None:
+    """`$PLUGIN_SIGNING_KEY`: the OpenSSH key `make release` signs with (a private key file,
+    or a public key whose private half is in ssh-agent); None when unset or empty."""
+    return os.environ.get(SIGNING_KEY) or None
+
+
+def signature_policy(default: str) -> str:
+    """`$PLUGIN_SIGNATURE_POLICY`: require, warn or off; `default` when unset."""
+    value = os.environ.get(SIGNATURE_POLICY, "").strip().lower() or default
+    if value not in SIGNATURE_POLICIES:
+        raise ToolchainError(
+            f"{SIGNATURE_POLICY}={value!r}: choose one of {', '.join(SIGNATURE_POLICIES)}"
+        )
+    return value
 
 
 def backend() -> str:

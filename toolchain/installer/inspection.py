@@ -13,23 +13,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolchain.artifact import read, spec
+from toolchain.artifact import read, signature, spec
 from toolchain.config import layers, schema
 from toolchain.core import settings
 from toolchain.core.errors import InstallError
-from toolchain.core.layout import CONFIG_INI, INSTALL_RECORD, MANIFEST, METADATA, VENV, Runtime
+from toolchain.core.layout import (
+    CONFIG_INI,
+    INSTALL_RECORD,
+    MANIFEST,
+    METADATA,
+    SIGNATURE,
+    STATEMENT,
+    VENV,
+    Runtime,
+)
+from toolchain.installer import trust
 from toolchain.runtime import plugin_env, registry
 
 # Written by the installer beside the artifact's own files; not part of the manifest.
-_INSTALLER_FILES = {MANIFEST, INSTALL_RECORD, VENV}
+# The signed statement and its signature come with the artifact but outside its manifest.
+_INSTALLER_FILES = {MANIFEST, INSTALL_RECORD, VENV, STATEMENT, SIGNATURE}
 
 
-def file_info(path: Path) -> dict[str, Any]:
-    """Metadata and file list of a `.plugin` file, every file checked against its manifest."""
+def file_info(path: Path, rt: Runtime) -> dict[str, Any]:
+    """Metadata, signature and file list of a `.plugin` file, every file checked against
+    its manifest (the signature against `rt`'s trust)."""
     top, meta, manifest = read.read_head(path)
     verified = read.verify(path, manifest)
-    doc = {"name": top, "file": str(path), "metadata": meta, "files": _listing(manifest)}
-    return {**doc, "verified": f"{verified} files match the manifest"}
+    signed = trust.describe(read.read_documents(path)[1], str(path), rt)
+    doc = {"name": top, "file": str(path), "metadata": meta, "signature": signed}
+    return {**doc, "files": _listing(manifest), "verified": f"{verified} files match the manifest"}
 
 
 def _listing(manifest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -51,6 +64,8 @@ def installed_info(rt: Runtime, name: str) -> dict[str, Any]:
         doc["files"] = []
         return doc
     doc["metadata"] = registry.read_json(entry.home / METADATA)
+    docs = signature.documents_of_tree(entry.home)
+    doc["signature"] = trust.describe(docs, f"plugin {name}", rt)
     record = entry.home / INSTALL_RECORD
     if record.is_file():
         doc["installed"] = registry.read_json(record)

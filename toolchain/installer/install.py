@@ -26,7 +26,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from toolchain.artifact import read, spec
+from toolchain.artifact import read, signature, spec
 from toolchain.artifact.extract import extract
 from toolchain.config import layers, schema
 from toolchain.core.errors import (
@@ -49,6 +49,7 @@ from toolchain.installer import (
     repository,
     resolve,
     stage,
+    trust,
 )
 from toolchain.runtime import plugin_env, registry
 
@@ -122,6 +123,7 @@ def _stage(
     _check_strategy(runtime_, name, strategy, None)  # fail early, before any work
     staged = stage.Staged(name, journal.staging_path(runtime_, name, tid))
     got = extract(file, staged.path)
+    trust.enforce(signature.documents_of_tree(staged.path), str(file), runtime_)
     stage.check_metadata(got.metadata, got.top, file)
     cfg_path = staged.path / CONFIG_INI
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 
+from toolchain.artifact import signature
 from toolchain.core.errors import InstallError, NotInstalled, ResolutionError
 from toolchain.core.layout import MANIFEST, REQ_OUT, VENV, Runtime
 from toolchain.installer import (
@@ -23,6 +24,7 @@ from toolchain.installer import (
     repository,
     resolve,
     stage,
+    trust,
 )
 from toolchain.runtime import registry
 
@@ -68,6 +70,8 @@ def rollback(rt: Runtime, name: str, *, force: bool = False) -> install.Change:
             f"and {len(report.modified + report.missing + report.extra) - 1} more); it is not "
             "restored: install that version from its .plugin file instead"
         )
+    where = f"plugin {name}: the archived {newest.label}"
+    trust.enforce(signature.documents_of_tree(newest.path), where, rt)
     if not force:
         _check_requirers(rt, name, repository.tree_candidate(newest.path, name))
     incoming = {name: pins.of_tree(newest.path, name)}

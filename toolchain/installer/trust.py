@@ -1,0 +1,163 @@
+"""Whose signed releases this runtime installs, and what it does with the others.
+
+Trust comes from the runtime's `config/allowed_signers` and, for fleets, the provisioning
+override directory's `allowed_signers`, both in OpenSSH's allowed_signers format
+(`PRINCIPALS [namespaces="plugin"] KEYTYPE BASE64 [comment]`, as `ssh-keygen -Y verify`
+reads it). A key is revoked by an `@revoked KEYTYPE BASE64` line in either file or by a
+line of `config/revoked_keys` (or the provisioning directory's `revoked_keys`): its
+signatures are refused under every policy but `off`.
+
+`$PLUGIN_SIGNATURE_POLICY`: `require` (unsigned or untrusted refused), `warn` (installed
+with one WARNING line; the default while no allowed_signers file exists) or `off`. When an
+allowed_signers file exists the default is `require`. A signature that does not verify is
+refused unless the policy is `off`: it means the content changed after signing.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolchain.artifact import signature, sshsig
+from toolchain.core import settings
+from toolchain.core.errors import ArtifactError, InstallError
+from toolchain.core.layout import Runtime, provisioning_dir
+
+log = logging.getLogger(__name__)
+_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-", "sk-")
+
+
+@dataclass
+class Trust:
+    """The trusted keys (blob -> principals) and revoked keys of a runtime."""
+
+    signers: dict[bytes, str] = field(default_factory=dict)
+    revoked: set[bytes] = field(default_factory=set)
+    files: list[Path] = field(default_factory=list)
+
+
+def _places(rt: Runtime) -> list[tuple[Path, Path]]:
+    places = [(rt.allowed_signers, rt.revoked_keys)]
+    provisioning = provisioning_dir()
+    if provisioning is not None:
+        places.append((provisioning / "allowed_signers", provisioning / "revoked_keys"))
+    return places
+
+
+def load(rt: Runtime) -> Trust:
+    """Read the runtime's trust files; InstallError naming the file and line of a bad one."""
+    trust = Trust()
+    for signers, revoked in _places(rt):
+        if signers.is_file():
+            trust.files.append(signers)
+            for number, line in _lines(signers):
+                _signer_line(trust, line, f"{signers}:{number}")
+        if revoked.is_file():
+            for number, line in _lines(revoked):
+                trust.revoked.add(_blob(line, f"{revoked}:{number}"))
+    return trust
+
+
+def _lines(path: Path) -> list[tuple[int, str]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InstallError(f"{path}: cannot read it: {exc}") from None
+    found = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            found.append((number, line))
+    return found
+
+
+def _blob(text: str, where: str) -> bytes:
+    try:
+        return sshsig.public_key_blob(text)
+    except ValueError as exc:
+        raise InstallError(f"{where}: {exc}; fix or remove this line") from None
+
+
+def _signer_line(trust: Trust, line: str, where: str) -> None:
+    try:
+        words = shlex.split(line, comments=False, posix=True)
+    except ValueError:
+        raise InstallError(f"{where}: unbalanced quotes; fix or remove this line") from None
+    if words and words[0] == "@revoked":
+        trust.revoked.add(_blob(" ".join(words[1:]), where))
+        return
+    at = next((i for i, w in enumerate(words[1:], 1) if w.startswith(_KEY_TYPES)), None)
+    if at is None or at + 1 >= len(words):
+        raise InstallError(f"{where}: expected PRINCIPALS [OPTIONS] KEYTYPE KEY")
+    options = ",".join(words[1:at]).split(",") if at > 1 else []
+    namespaces = None
+    for option in filter(None, options):
+        name, _sep, value = option.partition("=")
+        if name.lower() == "namespaces":
+            namespaces = {n.strip() for n in value.split(",")}
+        else:  # cert-authority, valid-after, valid-before: not trusted here
+            log.warning("%s: option %r is not supported: this line is ignored", where, name)
+            return
+    if namespaces is not None and signature.NAMESPACE not in namespaces:
+        return  # trusted for something else
+    blob = _blob(f"{words[at]} {words[at + 1]}", where)
+    trust.signers[blob] = words[0]
+
+
+def policy(trust: Trust) -> str:
+    """The policy in force: `$PLUGIN_SIGNATURE_POLICY`, else require when trust is set up."""
+    return settings.signature_policy("require" if trust.files else "warn")
+
+
+def describe(docs: dict[str, bytes], where: str, rt: Runtime) -> dict[str, Any]:
+    """What `plugins.info` and `plugins.verify` say of a release's signature: its `state`
+    (unsigned, invalid, revoked, untrusted or trusted), who signed and what it covers."""
+    try:
+        signed = signature.check(docs, where)
+    except ArtifactError as exc:
+        return {"state": "invalid", "problem": str(exc)}
+    if signed is None:
+        return {"state": "unsigned"}
+    trust = load(rt)
+    who = trust.signers.get(signed.key)
+    state = "revoked" if signed.key in trust.revoked else "trusted" if who else "untrusted"
+    return {
+        "state": state,
+        "principals": who,
+        "key": f"{signed.key_type} {signed.fingerprint}",
+        "covers": signed.covers,
+    }
+
+
+def enforce(docs: dict[str, bytes], where: str, rt: Runtime) -> signature.Signed | None:
+    """Apply the runtime's policy to a release's head documents (`where` names it);
+    InstallError (or ArtifactError for a broken signature) when it is refused."""
+    trust = load(rt)
+    chosen = policy(trust)
+    if chosen == "off":
+        return None
+    signed = signature.check(docs, where)
+    hint = f"{settings.SIGNATURE_POLICY}={chosen}"
+    if signed is None:
+        if chosen == "require":
+            raise InstallError(
+                f"{where}: not signed, and {hint}: sign it (make release with "
+                f"{settings.SIGNING_KEY}) or install it under {settings.SIGNATURE_POLICY}=warn"
+            )
+        log.warning("%s: not signed; installing it anyway (%s)", where, hint)
+        return None
+    if signed.key in trust.revoked:
+        raise InstallError(f"{where}: signed by a revoked key ({signed.fingerprint})")
+    if signed.key not in trust.signers:
+        files = ", ".join(map(str, trust.files)) or f"{rt.allowed_signers} (absent)"
+        if chosen == "require":
+            raise InstallError(
+                f"{where}: signed by a key that is not trusted ({signed.key_type} "
+                f"{signed.fingerprint}); add it to {files} if you trust it"
+            )
+        log.warning("%s: signed by an unknown key (%s); installing it anyway (%s)",
+                    where, signed.fingerprint, hint)  # fmt: skip
+    return signed
