@@ -25,6 +25,7 @@ GOLDEN = [
     "hello/.autorestart_excludes",
     "hello/.autorestart_includes",
     "hello/.plugin_format_version",
+    "hello/.release/sbom.cdx.json",
     "hello/.release/wheelhouse/",
     "hello/.release/wheelhouse/alpha-2.0-py3-none-any.whl",
     "hello/.release/wheelhouse/beta-1.0-py3-none-any.whl",

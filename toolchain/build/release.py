@@ -5,16 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import tempfile
 from pathlib import Path
 
 from toolchain.artifact import pack, spec
 from toolchain.artifact.spec import FORMAT_VERSION
-from toolchain.build import releaseignore, signing
+from toolchain.build import releaseignore, sbom, signing
 from toolchain.build.wheelhouse import build_wheelhouse, built_from_sdists
 from toolchain.config import layers, schema
 from toolchain.core import settings
 from toolchain.core.errors import ReleaseError
-from toolchain.core.layout import NPM_CACHE, WHEELHOUSE, PluginDir
+from toolchain.core.layout import NPM_CACHE, SBOM, WHEELHOUSE, PluginDir
 from toolchain.localenv import node
 
 
@@ -85,6 +86,10 @@ def release(plugin: PluginDir, output: Path | None = None, repository: Path | No
     meta = metadata(cfg, epoch)
     meta["wheels_built_from_sdists"] = built_from_sdists(house)
     meta |= plugin_pins(plugin, repository)
-    pack.pack(out, cfg.name, members, meta, mtime=epoch, sign=sign)
+    bom = sbom.document(meta, sorted(house.glob("*.whl")), plugin.root / node.LOCK)
+    with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
+        bom_file = os.path.join(scratch, "sbom.cdx.json")
+        Path(bom_file).write_bytes(bom)
+        pack.pack(out, cfg.name, [*members, (SBOM, bom_file)], meta, mtime=epoch, sign=sign)
     os.utime(out)  # newer than the directory entry its rename just changed: make sees it fresh
     return out

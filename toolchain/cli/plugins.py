@@ -253,12 +253,16 @@ def info_main(argv: Sequence[str] | None = None) -> int:
     p = parser("plugins.info", "Metadata and file list of an installed plugin or a .plugin file.")
     p.add_argument("target", metavar="NAME|FILE")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--sbom", action="store_true", help="print its CycloneDX bill of materials")
 
     def body(args: argparse.Namespace) -> None:
         from toolchain.core.layout import Runtime
         from toolchain.installer import inspection, lock
 
         _logging()
+        if args.sbom:
+            sys.stdout.write(inspection.sbom(args.target, _is_file_argument(args.target)))
+            return
         if _is_file_argument(args.target):
             doc = inspection.file_info(Path(args.target), Runtime.current())
         else:

@@ -49,6 +49,7 @@ MANIFEST = f"{RELEASE_DIR}/manifest.json"
 STATEMENT = f"{RELEASE_DIR}/statement"
 SIGNATURE = f"{RELEASE_DIR}/statement.sig"
 WHEELHOUSE = f"{RELEASE_DIR}/wheelhouse"
+SBOM = f"{RELEASE_DIR}/sbom.cdx.json"  # CycloneDX: the release's Python and Node.js packages
 NPM_CACHE = f"{RELEASE_DIR}/npm-cache"
 # Written by the installer into an installed plugin; never taken from an archive.
 INSTALL_RECORD = f"{RELEASE_DIR}/install.json"

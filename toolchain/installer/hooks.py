@@ -8,6 +8,7 @@ a warning: the plugin is installed, and `plugins.reload` applies it again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from toolchain.core.errors import ToolchainError
 from toolchain.core.layout import Runtime
@@ -25,8 +26,11 @@ def _running(which: str, rt: Runtime, name: str) -> None:
         log.warning("plugin %s: cron jobs and daemons not updated: %s", name, exc)
 
 
-def finalize(rt: Runtime, name: str) -> None:
-    """After a commit: create the override file if absent, start cron jobs and daemons."""
+def finalize(rt: Runtime, name: str, warnings: Sequence[str] = ()) -> None:
+    """After a commit: create the override file if absent, start cron jobs and daemons;
+    log the `warnings` of its staging (what PLUGIN_SIGNATURE_POLICY=warn let in)."""
+    for warning in warnings:
+        log.warning("%s", warning)
     overrides.write_template(rt, name)
     warn_unknown_keys(rt, name)
     _running("after_install", rt, name)

@@ -22,6 +22,7 @@ from toolchain.core.layout import (
     INSTALL_RECORD,
     MANIFEST,
     METADATA,
+    SBOM,
     SIGNATURE,
     STATEMENT,
     VENV,
@@ -43,6 +44,19 @@ def file_info(path: Path, rt: Runtime) -> dict[str, Any]:
     signed = trust.describe(read.read_documents(path)[1], str(path), rt)
     doc = {"name": top, "file": str(path), "metadata": meta, "signature": signed}
     return {**doc, "files": _listing(manifest), "verified": f"{verified} files match the manifest"}
+
+
+def sbom(target: str, is_file: bool) -> str:
+    """The CycloneDX bill of materials of a `.plugin` file or an installed plugin."""
+    if is_file:
+        data = read.read_member(Path(target), SBOM, limit=64 << 20)
+    else:
+        entry = registry.describe(Runtime.current(), target)
+        path = entry.home / SBOM
+        data = path.read_bytes() if path.is_file() and entry.dev_link is None else None
+    if data is None:
+        raise InstallError(f"{target}: no bill of materials ({SBOM}); release it again")
+    return data.decode("utf-8")
 
 
 def _listing(manifest: dict[str, Any]) -> list[dict[str, Any]]:

@@ -7,12 +7,11 @@ plugin's `local` to it, runs `postinstall` in the plugin env, and only then comm
 the staged plugins at once with `journal.commit`. Any failure before the commit removes the
 staging entries and their virtualenvs and leaves the runtime as it was.
 
-The files given are resolved first (`repository.plan`): missing or too old dependencies
-come from a repository directory and are staged, before their requirers, in the same
-transaction. A replaced installed version is moved to the runtime's archive.
+The files given are resolved first (`repository.plan`): missing or too old dependencies come
+from a repository directory, staged before their requirers in the same transaction. A
+replaced version goes to the runtime's archive; signatures are checked (`trust`).
 
-Like every task function of the installer, these take the `Runtime` whose lock the caller
-holds (`lock.locked`): the command-line layer takes it once per command.
+These take the `Runtime` whose lock the caller holds (`lock.locked`, once per command).
 """
 
 from __future__ import annotations
@@ -123,7 +122,7 @@ def _stage(
     _check_strategy(runtime_, name, strategy, None)  # fail early, before any work
     staged = stage.Staged(name, journal.staging_path(runtime_, name, tid))
     got = extract(file, staged.path)
-    trust.enforce(signature.documents_of_tree(staged.path), str(file), runtime_)
+    trust.enforce(signature.documents_of_tree(staged.path), str(file), runtime_, staged.warnings)
     stage.check_metadata(got.metadata, got.top, file)
     cfg_path = staged.path / CONFIG_INI
     try:
@@ -315,7 +314,7 @@ def transaction(rt: Runtime, steps: Sequence[Step], *, force_pins: bool = False)
 
         def after() -> None:
             for item in staged:
-                hooks.finalize(rt, item.name)
+                hooks.finalize(rt, item.name, item.warnings)
 
         journal.commit(rt, tid, moves, after=after)
     except BaseException:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class Staged:
     name: str
     path: Path
     venv: Path | None = None
+    warnings: list[str] = field(default_factory=list)  # logged once it is installed
 
 
 def check_metadata(meta: dict[str, Any], top: str, where: Path) -> None:

@@ -132,9 +132,13 @@ def describe(docs: dict[str, bytes], where: str, rt: Runtime) -> dict[str, Any]:
     }
 
 
-def enforce(docs: dict[str, bytes], where: str, rt: Runtime) -> signature.Signed | None:
+def enforce(
+    docs: dict[str, bytes], where: str, rt: Runtime, warnings: list[str] | None = None
+) -> signature.Signed | None:
     """Apply the runtime's policy to a release's head documents (`where` names it);
-    InstallError (or ArtifactError for a broken signature) when it is refused."""
+    InstallError (or ArtifactError for a broken signature) when it is refused. What `warn`
+    lets through is logged, or added to `warnings` for the caller to log once it installed."""
+    said = warnings.append if warnings is not None else log.warning
     trust = load(rt)
     chosen = policy(trust)
     if chosen == "off":
@@ -147,7 +151,7 @@ def enforce(docs: dict[str, bytes], where: str, rt: Runtime) -> signature.Signed
                 f"{where}: not signed, and {hint}: sign it (make release with "
                 f"{settings.SIGNING_KEY}) or install it under {settings.SIGNATURE_POLICY}=warn"
             )
-        log.warning("%s: not signed; installing it anyway (%s)", where, hint)
+        said(f"{where}: not signed; installing it anyway ({hint})")
         return None
     if signed.key in trust.revoked:
         raise InstallError(f"{where}: signed by a revoked key ({signed.fingerprint})")
@@ -158,6 +162,6 @@ def enforce(docs: dict[str, bytes], where: str, rt: Runtime) -> signature.Signed
                 f"{where}: signed by a key that is not trusted ({signed.key_type} "
                 f"{signed.fingerprint}); add it to {files} if you trust it"
             )
-        log.warning("%s: signed by an unknown key (%s); installing it anyway (%s)",
-                    where, signed.fingerprint, hint)  # fmt: skip
+        said(f"{where}: signed by an unknown key ({signed.fingerprint}); installing it anyway "
+             f"({hint})")  # fmt: skip
     return signed
