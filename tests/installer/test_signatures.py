@@ -17,7 +17,8 @@ from tests.support.plugin_factory import MTIME, build_plugin, metadata, write_tr
 from toolchain.artifact import read
 from toolchain.artifact.pack import pack
 from toolchain.build import freeze, release, signing
-from toolchain.cli.plugins import info_main, install_main, list_main, rollback_main, verify_main
+from toolchain.cli.plugins import info_main, install_main, list_main, rollback_main
+from toolchain.cli.signed import verify_main
 from toolchain.core.layout import PluginDir, Runtime
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="needs ssh-keygen")

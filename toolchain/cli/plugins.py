@@ -55,8 +55,15 @@ def install_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--dry-run", action="store_true", help="print what would be installed, change nothing"
     )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="would these install here? (signature, target, name, disk, dependencies, pins); "
+        "exit 1 if not, change nothing",
+    )
+    p.add_argument("--json", action="store_true", help="with --check: machine-readable output")
 
-    def body(args: argparse.Namespace) -> None:
+    def body(args: argparse.Namespace) -> int | None:
         from toolchain.core.layout import Runtime
         from toolchain.installer import install, lock
 
@@ -70,10 +77,16 @@ def install_main(argv: Sequence[str] | None = None) -> int:
             with lock.locked(Runtime.current()) as rt:
                 name = install.devlink(rt, cfg, force=args.force)
             print(f"devlinked {name} -> {args.devlink.absolute()}")
-            return
+            return None
         if not args.files:
             raise UsageError("give at least one .plugin file (or --devlink DIR)")
         install.check_arguments(args.files, args.new_name)
+        Strategy = install.Strategy
+        chosen = Strategy.FORCE if args.force else Strategy.UPGRADE if args.upgrade else None
+        if args.check:
+            from toolchain.cli.signed import preflight
+
+            return preflight(args, chosen or Strategy.DEFAULT)
         if args.dry_run:
             with lock.locked(Runtime.current()) as rt:
                 actions = install.plan(
@@ -84,9 +97,7 @@ def install_main(argv: Sequence[str] | None = None) -> int:
                 print(f"would {action}")
             for problem in problems:
                 print(f"would refuse (pins; --force installs anyway): {problem}")
-            return
-        Strategy = install.Strategy
-        chosen = Strategy.FORCE if args.force else Strategy.UPGRADE if args.upgrade else None
+            return None
         with lock.locked(Runtime.current()) as rt:
             changes = install.install(
                 rt,
@@ -97,6 +108,7 @@ def install_main(argv: Sequence[str] | None = None) -> int:
             )
         for change in changes:
             print(change)
+        return None
 
     return execute(p, body, argv, runtime_writer=True)
 
@@ -180,7 +192,9 @@ def _print_info(doc: dict[str, Any]) -> None:
     for key, value in doc.get("installed", {}).items():
         print(f"{key}: {value}")
     if "signature" in doc:
-        print(f"signature: {_signature_line(doc['signature'])}")
+        from toolchain.cli.signed import signature_line
+
+        print(f"signature: {signature_line(doc['signature'])}")
     files = doc.get("files", [])
     if files:
         print("files:")
@@ -191,53 +205,6 @@ def _print_info(doc: dict[str, Any]) -> None:
             print(f"  link {'':>10} {row['path']} -> {row['target']}")
         else:
             print(f"  dir  {'':>10} {row['path']}/")
-
-
-def _signature_line(signed: dict[str, Any]) -> str:
-    """`trust.describe`'s verdict in one line."""
-    if signed["state"] in ("unsigned", "invalid"):
-        return f"{signed['state']}" + (f": {signed['problem']}" if "problem" in signed else "")
-    who = signed["principals"] or "unknown signer"
-    return f"{signed['state']}, signed by {who} ({signed['key']})"
-
-
-def verify_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `plugins.verify`."""
-    from pathlib import Path
-
-    p = parser(
-        "plugins.verify",
-        "Check a .plugin file's signature and every file it covers against this runtime's "
-        "allowed_signers; exit 1 unless it is signed by a trusted, unrevoked key.",
-    )
-    p.add_argument("file", metavar="FILE.plugin", type=Path)
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
-    def body(args: argparse.Namespace) -> int:
-        from toolchain.artifact import read
-        from toolchain.core.layout import MANIFEST, Runtime
-        from toolchain.installer import trust
-
-        _logging()
-        _top, docs = read.read_documents(args.file)
-        signed = trust.describe(docs, str(args.file), Runtime.current())
-        if signed["state"] not in ("unsigned", "invalid"):  # what it covers, byte for byte
-            manifest = json.loads(docs[MANIFEST])
-            signed["files"] = read.verify(args.file, manifest)
-        if args.json:
-            print(json.dumps({"file": str(args.file), **signed}, indent=1))
-        else:
-            print(f"{args.file}: {_signature_line(signed)}")
-            for key, value in signed.get("covers", {}).items():
-                print(f"  {key}: {value}")
-            if "files" in signed:
-                print(f"  files: {signed['files']} match the signed manifest")
-        if signed["state"] != "trusted":
-            error(f"{args.file}: {signed['state']}: not installable under require")
-            return EXIT_FAILURE
-        return 0
-
-    return execute(p, body, argv)
 
 
 def _is_file_argument(target: str) -> bool:

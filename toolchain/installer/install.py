@@ -119,7 +119,7 @@ def _stage(
     if name in taken:
         raise UsageError(f"{file}: plugin {name} is given twice")
     taken.add(name)
-    _check_strategy(runtime_, name, strategy, None)  # fail early, before any work
+    check_strategy(runtime_, name, strategy, None)  # fail early, before any work
     staged = stage.Staged(name, journal.staging_path(runtime_, name, tid))
     got = extract(file, staged.path)
     trust.enforce(signature.documents_of_tree(staged.path), str(file), runtime_, staged.warnings)
@@ -135,7 +135,7 @@ def _stage(
     if name != got.top:
         stage.rewrite_name(staged.path, got.top, name)
     stage.check_overrides(runtime_, name)
-    _check_strategy(runtime_, name, strategy, got.metadata)
+    check_strategy(runtime_, name, strategy, got.metadata)
     record = {
         "installed_from": str(file.absolute()),
         "installed_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -154,7 +154,7 @@ def _create(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def _check_strategy(
+def check_strategy(
     runtime_: Runtime, name: str, strategy: Strategy, meta: dict[str, Any] | None
 ) -> None:
     if not registry.entry_exists(runtime_, name) or strategy is Strategy.FORCE:
