@@ -294,7 +294,7 @@ def test_several_files_install_all_or_nothing(
     ("options", "message"),
     [
         ({"meta": {"python_tag": "cp27"}}, "built for cp27"),
-        ({"meta": {"platform": "plan9_mips"}}, "built for platform plan9_mips"),
+        ({"meta": {"platform": "plan9_mips"}}, "-plan9_mips; this host is"),
         ({"meta": {"version": "not.a.version!"}}, "not PEP 440"),
         ({"meta": {"format_version": 99}}, "upgrade the toolchain"),
         ({"meta": {"name": "other"}}, "metadata names 'other'"),

@@ -54,7 +54,7 @@ _CARRIED = (
 )
 
 
-def _input_options(text: str) -> list[str]:
+def index_options(text: str) -> list[str]:
     """The input's own index options, carried verbatim into the output (not pip's config)."""
     lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line.split("=", 1)[0].split(" ", 1)[0] in _CARRIED]
@@ -140,7 +140,7 @@ def freeze(plugin: PluginDir, *, force: bool = False, constraints: Sequence[Path
         body = tmp.read_text(encoding="utf-8")
         for path in constraints:  # `# via -c FILE` names the file, not where it was made
             body = body.replace(str(path.absolute()), path.name)
-        extra = "".join(f"{opt}\n" for opt in _input_options(plugin.req_in.read_text("utf-8")))
+        extra = "".join(f"{opt}\n" for opt in index_options(plugin.req_in.read_text("utf-8")))
         digest = input_digest(plugin, constraints)
         tmp.write_text(HEADER.format(digest=digest) + extra + body, encoding="utf-8")
         os.replace(tmp, plugin.req_out)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from toolchain.artifact import pack, spec
 from toolchain.artifact.spec import FORMAT_VERSION
-from toolchain.build import releaseignore, sbom, signing
+from toolchain.build import cross, releaseignore, sbom, signing
 from toolchain.build.wheelhouse import build_wheelhouse, built_from_sdists
 from toolchain.config import layers, schema
 from toolchain.core import settings
@@ -73,20 +73,26 @@ def release(plugin: PluginDir, output: Path | None = None, repository: Path | No
     cfg = layers.load(plugin.config)
     sign = signing.signer()  # a key that cannot sign fails before the build
     house = build_wheelhouse(plugin)
+    targets = cross.chosen(plugin, cfg.general)
+    wheels = (
+        sorted(house.glob("*.whl")) if targets is None else cross.wheels(plugin, house, targets)
+    )
     epoch = settings.source_date_epoch(ReleaseError)
-    out = output or plugin.root / spec.artifact_name(cfg.name, cfg.version, cfg.release)
-    root, wheel_dir = os.fspath(plugin.root), os.fspath(house)
+    platform = cross.platform_of(targets)
+    out = output or plugin.root / spec.artifact_name(cfg.name, cfg.version, cfg.release, platform)
+    root = os.fspath(plugin.root)
     members = [(rel, os.path.join(root, rel)) for rel in releaseignore.select(plugin.root)]
-    members += [
-        (f"{WHEELHOUSE}/{p.name}", os.path.join(wheel_dir, p.name)) for p in house.glob("*.whl")
-    ]
-    members.append((WHEELHOUSE, wheel_dir))
+    members += [(f"{WHEELHOUSE}/{p.name}", os.fspath(p)) for p in wheels]
+    members.append((WHEELHOUSE, os.fspath(house)))
     if node.wanted(plugin.root):
         members += _tree(node.pack_cache(plugin.root, house / "npm-cache", epoch), NPM_CACHE)
     meta = metadata(cfg, epoch)
+    if targets is not None:  # the first target is the release's python tag and platform
+        meta |= {"python_tag": targets[0].python, "platform": targets[0].platform}
+        meta["targets"] = [str(t) for t in targets]
     meta["wheels_built_from_sdists"] = built_from_sdists(house)
     meta |= plugin_pins(plugin, repository)
-    bom = sbom.document(meta, sorted(house.glob("*.whl")), plugin.root / node.LOCK)
+    bom = sbom.document(meta, wheels, plugin.root / node.LOCK)
     with tempfile.TemporaryDirectory(dir=out.parent) as scratch:
         bom_file = os.path.join(scratch, "sbom.cdx.json")
         Path(bom_file).write_bytes(bom)

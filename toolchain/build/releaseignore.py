@@ -10,7 +10,7 @@ from toolchain.core.layout import RELEASE_DIR, RELEASEIGNORE, VENV
 
 # Never packed, whatever `.releaseignore` says.
 ALWAYS_EXCLUDED_DIRS = frozenset({".git", ".hg", ".svn", ".bzr", "__pycache__"})
-ALWAYS_EXCLUDED_TOP = frozenset({VENV, ".wheelhouse", RELEASE_DIR})
+ALWAYS_EXCLUDED_TOP = frozenset({VENV, ".wheelhouse", ".wheelhouse-targets", RELEASE_DIR})
 ARTIFACT_SUFFIX = ".plugin"
 
 

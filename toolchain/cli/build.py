@@ -85,10 +85,13 @@ def _release(args: argparse.Namespace) -> int:
 
 def _artifact_name(args: argparse.Namespace) -> int:
     from toolchain.artifact import spec
+    from toolchain.build import cross
     from toolchain.config import layers
 
-    cfg = layers.load(_plugin(args).config)  # validated: name, PEP 440 version, release
-    print(spec.artifact_name(cfg.name, cfg.version, cfg.release))
+    plugin = _plugin(args)
+    cfg = layers.load(plugin.config)  # validated: name, PEP 440 version, release
+    platform = cross.platform_of(cross.chosen(plugin, cfg.general))
+    print(spec.artifact_name(cfg.name, cfg.version, cfg.release, platform))
     return 0
 
 

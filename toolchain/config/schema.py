@@ -73,6 +73,16 @@ def _any(value: str) -> str | None:
     return None
 
 
+def _targets(value: str) -> str | None:
+    from toolchain.core import targets
+
+    try:
+        targets.parse(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 @dataclass(frozen=True)
 class Key:
     """One key of the schema: its check, whether it is required, its default."""
@@ -92,6 +102,7 @@ GENERAL: dict[str, Key] = {
     "_maintainer": Key(),
     "_vendor": Key(),
     "_requires": Key(_requires, default=""),
+    "_targets": Key(_targets, default=""),  # what `make release` builds for (artifact.targets)
     "_add_plugin_dir_to_python_path": Key(_bool, default="0"),
 }
 

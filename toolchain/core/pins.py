@@ -16,6 +16,15 @@ class Pin:
     name: str
     version: str
     hashes: frozenset[str]
+    marker: str | None = None  # an environment marker, where the pin holds only there
+
+    def holds(self, environment: dict[str, str] | None = None) -> bool:
+        """Whether the pin applies in `environment` (this interpreter's when None)."""
+        if self.marker is None:
+            return True
+        from packaging.markers import Marker
+
+        return Marker(self.marker).evaluate(environment)
 
 
 class PinError(ValueError):
@@ -47,5 +56,6 @@ def parse(text: str, *, strict: bool = True) -> list[Pin]:
         if strict and not hashes:
             raise PinError(f"{req.name} has no --hash")
         if len(versions) == 1:
-            pins.append(Pin(canonicalize_name(req.name), versions[0], hashes))
+            marker = str(req.marker) if req.marker else None
+            pins.append(Pin(canonicalize_name(req.name), versions[0], hashes, marker))
     return pins

@@ -29,6 +29,7 @@ TEMPLATE_PROBLEMS = "PLUGIN_TEMPLATE_PROBLEMS"
 MAX_UNPACKED_MB = "PLUGIN_MAX_UNPACKED_MB"
 MAX_RATIO = "PLUGIN_MAX_COMPRESSION_RATIO"
 SIGNING_KEY = "PLUGIN_SIGNING_KEY"
+TARGETS = "PLUGIN_TARGETS"
 SIGNATURE_POLICY = "PLUGIN_SIGNATURE_POLICY"
 
 # What the runtime's process manager hands on to the programs it starts.
@@ -86,6 +87,12 @@ def signing_key() -> str | None:
     """`$PLUGIN_SIGNING_KEY`: the OpenSSH key `make release` signs with (a private key file,
     or a public key whose private half is in ssh-agent); None when unset or empty."""
     return os.environ.get(SIGNING_KEY) or None
+
+
+def targets() -> str | None:
+    """`$PLUGIN_TARGETS`: what `make release` builds for (`cp312-manylinux_2_17_x86_64 ...`);
+    None when unset or empty (the config's `_targets`, else this host)."""
+    return os.environ.get(TARGETS, "").strip() or None
 
 
 def signature_policy(default: str) -> str:

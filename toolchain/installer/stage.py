@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolchain.artifact import spec
+from toolchain.artifact import spec, targets
 from toolchain.artifact.manifest import dumps_manifest
 from toolchain.artifact.spec import FORMAT_VERSION
 from toolchain.config import layers, schema
@@ -72,15 +72,11 @@ def check_metadata(meta: dict[str, Any], top: str, where: Path) -> None:
             f"{where}: format version {fmt!r} is newer than this toolchain's "
             f"({FORMAT_VERSION}); upgrade the toolchain"
         )
-    if meta["python_tag"] != spec.python_tag():
+    built_for = targets.of_metadata(meta)
+    if not any(targets.fits_host(t) for t in built_for):
         raise ArtifactError(
-            f"{where}: built for {meta['python_tag']}, this interpreter is "
-            f"{spec.python_tag()}; rebuild the plugin with that Python"
-        )
-    if meta["platform"] not in ("any", spec.platform_tag()):
-        raise ArtifactError(
-            f"{where}: built for platform {meta['platform']}, this machine is "
-            f"{spec.platform_tag()}; rebuild the plugin there"
+            f"{where}: built for {', '.join(built_for)}; this host is {spec.python_tag()}-"
+            f"{spec.platform_tag()}: release it for this target (PLUGIN_TARGETS) and its Python"
         )
 
 
@@ -120,21 +116,30 @@ def rewrite_name(staged: Path, old: str, new: str) -> None:
     man_path.write_bytes(dumps_manifest(manifest))
 
 
-def write_requirements(wheelhouse: Path, out: Path) -> bool:
-    """Pin every wheel of `wheelhouse` with its hash into `out`; False when there is none."""
+def write_requirements(wheelhouse: Path, out: Path, several_targets: bool = False) -> bool:
+    """Pin every wheel of `wheelhouse` with its hash into `out` (one line per version, the
+    hashes of its wheels together); False when there is none. For a release built for
+    several targets, a package with no wheel for this host is another target's: left out."""
+    from packaging.tags import sys_tags
     from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-    lines = []
+    here = set(sys_tags())
+    found: dict[tuple[str, str], list[str]] = {}
+    fitting: set[tuple[str, str]] = set()
     for wheel in sorted(wheelhouse.glob("*.whl")) if wheelhouse.is_dir() else []:
         try:
-            name, version, _build, _tags = parse_wheel_filename(wheel.name)
+            name, version, _build, tags = parse_wheel_filename(wheel.name)
         except InvalidWheelFilename:
             raise ArtifactError(f"{wheel}: not a wheel file name; rebuild the artifact") from None
         if wheel.is_symlink() or not wheel.is_file():
             raise ArtifactError(f"{wheel}: not a wheel file (a link or a directory)")
-        lines.append(f"{name}=={version} --hash=sha256:{spec.sha256_file(wheel)}\n")
-    out.write_text("".join(lines), encoding="utf-8")
-    return bool(lines)
+        key = (str(name), str(version))
+        found.setdefault(key, []).append(f"--hash=sha256:{spec.sha256_file(wheel)}")
+        if here & set(tags):
+            fitting.add(key)
+    keep = [k for k in found if k in fitting or not several_targets]
+    out.write_text("".join(f"{n}=={v} {' '.join(found[(n, v)])}\n" for n, v in keep), "utf-8")
+    return bool(keep)
 
 
 def build_venv(runtime_: Runtime, staged: Staged, tid: str) -> None:
@@ -146,7 +151,9 @@ def build_venv(runtime_: Runtime, staged: Staged, tid: str) -> None:
     house = staged.path / WHEELHOUSE
     reqs = runtime_.tmp / f".requirements-{staged.name}-{tid}.txt"
     try:
-        wanted = write_requirements(house, reqs)
+        meta = spec.load_json((staged.path / METADATA).read_bytes(), staged.path, METADATA)
+        several = len(targets.of_metadata(meta)) > 1
+        wanted = write_requirements(house, reqs, several)
         venv.build(
             staged.venv,
             reqs if wanted else None,

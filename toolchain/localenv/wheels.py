@@ -48,25 +48,32 @@ def _sha256(path: Path) -> str:
 
 
 def wheels_for(pins: Sequence[Pin], wheelhouse: Sequence[Path]) -> list[tuple[Path, str]]:
-    """(wheel, sha256) of each pin, from the wheel directories, its hash checked."""
+    """(wheel, sha256) of each pin that holds here (its markers), from the wheel
+    directories: of the wheels that install on this interpreter (a release for several
+    targets has others), the best by packaging's tag order, its hash checked."""
+    from packaging.tags import sys_tags
     from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+    from packaging.version import Version
 
-    found: dict[tuple[str, str], list[Path]] = {}
+    rank = {tag: i for i, tag in enumerate(sys_tags())}
+    found: dict[tuple[str, str], list[tuple[int, Path]]] = {}
     for directory in wheelhouse:
         for wheel in sorted(directory.glob("*.whl")):
             try:
-                name, version, _build, _tags = parse_wheel_filename(wheel.name)
+                name, version, _build, tags = parse_wheel_filename(wheel.name)
             except InvalidWheelFilename:
                 continue
-            found.setdefault((canonicalize_name(name), str(version)), []).append(wheel)
+            best = min((rank[t] for t in tags if t in rank), default=None)
+            if best is not None:
+                found.setdefault((canonicalize_name(name), str(version)), []).append((best, wheel))
     chosen = []
-    for pin in pins:
-        from packaging.version import Version
-
-        candidates = found.get((pin.name, str(Version(pin.version))), [])
+    for pin in (p for p in pins if p.holds()):
+        candidates = [
+            w for _rank, w in sorted(found.get((pin.name, str(Version(pin.version))), []))
+        ]
         match = [(w, h) for w in candidates if f"sha256:{(h := _sha256(w))}" in pin.hashes]
         if not match:
-            what = "no wheel" if not candidates else "no wheel with a pinned hash"
+            what = "no wheel for this host" if not candidates else "no wheel with a pinned hash"
             raise VenvError(
                 f"{pin.name}=={pin.version}: {what} in {', '.join(map(str, wheelhouse))}"
             )

@@ -1,0 +1,109 @@
+"""A release for other targets: the wheels of every target it is built for.
+
+`PLUGIN_TARGETS` (or `[general] _targets` in config.ini) names them, as
+`cp312-manylinux_2_17_x86_64 cp311-manylinux_2_28_aarch64`. For each target, each pin
+whose markers hold there gets a wheel that installs there: the one of this host's
+wheelhouse when it fits (pure wheels are shared by every target), else a binary wheel
+fetched for that Python and platform by `pip download --only-binary=:all: --platform
+--python-version --implementation --abi`, checked against the pinned hashes and kept in
+`.wheelhouse-targets/TARGET/`. A pin with no wheel for a target is one error naming both.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+
+from toolchain.artifact import spec
+from toolchain.build import freeze
+from toolchain.core import settings
+from toolchain.core.errors import CommandError, ReleaseError
+from toolchain.core.layout import CONFIG_INI, PluginDir
+from toolchain.core.pins import Pin
+from toolchain.core.runner import clean_env, python, run
+from toolchain.core.targets import Target, parse
+
+TARGETS_DIR = ".wheelhouse-targets"
+
+
+def chosen(plugin: PluginDir, general: dict[str, str]) -> list[Target] | None:
+    """The targets asked for (`$PLUGIN_TARGETS`, else `_targets`); None: this host only."""
+    text, where = settings.targets(), settings.TARGETS
+    if text is None:
+        text, where = general.get("_targets", ""), f"{plugin.root / CONFIG_INI}: _targets"
+    if not text.strip():
+        return None
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise ReleaseError(f"{where}: {exc}") from None
+
+
+def platform_of(targets: list[Target] | None) -> str | None:
+    """What a release's file name says of its targets: the one target
+    (`cp312-manylinux_2_17_x86_64`), `multi` for several, None for this host's."""
+    if not targets:
+        return None
+    return str(targets[0]) if len(targets) == 1 else "multi"
+
+
+def _fitting(directory: Path, pin: Pin, target: Target, hashed: bool) -> Path | None:
+    """A wheel of `pin` in `directory` that installs on `target` (its hash pinned)."""
+    if not directory.is_dir():
+        return None
+    for wheel in sorted(directory.glob("*.whl")):
+        name, version, _build, _tags = parse_wheel_filename(wheel.name)
+        if canonicalize_name(name) != pin.name or version != Version(pin.version):
+            continue
+        pinned = not hashed or f"sha256:{spec.sha256_file(wheel)}" in pin.hashes
+        if target.accepts(wheel.name) and pinned:
+            return wheel
+    return None
+
+
+def _download(plugin: PluginDir, pin: Pin, target: Target) -> Path:
+    cache = plugin.root / TARGETS_DIR / str(target)
+    found = _fitting(cache, pin, target, hashed=True)
+    if found is not None:
+        return found
+    cache.mkdir(parents=True, exist_ok=True)
+    req = cache / ".requirement.txt"
+    hashes = " ".join(f"--hash={h}" for h in sorted(pin.hashes))
+    options = freeze.index_options(plugin.req_out.read_text(encoding="utf-8"))
+    req.write_text("\n".join([*options, f"{pin.name}=={pin.version} {hashes}"]) + "\n", "utf-8")
+    major, minor = target.version
+    cmd = [python(), "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--require-hashes", "--no-input", "--progress-bar", "off", "--dest", str(cache),
+           "--python-version", f"{major}.{minor}",
+           "--implementation", target.python[:2]]  # fmt: skip
+    if target.python.startswith("cp"):
+        cmd += ["--abi", target.python, "--abi", "abi3", "--abi", "none"]
+    cmd += [f"--platform={platform}" for platform in target.platforms()]
+    no_wheel = f"{pin.name}=={pin.version}: no wheel for target {target}"
+    try:
+        run([*cmd, "-r", str(req)], cwd=plugin.root, env=clean_env(), what=no_wheel)
+    except CommandError as exc:
+        last = exc.output.strip().splitlines()[-1:] or [""]
+        raise ReleaseError(
+            f"{no_wheel} ({last[0]}); pin a version that has one, or drop that target"
+        ) from None
+    found = _fitting(cache, pin, target, hashed=True)
+    if found is None:
+        raise ReleaseError(f"{no_wheel} with a pinned hash; run `make superclean all`")
+    return found
+
+
+def wheels(plugin: PluginDir, house: Path, targets: list[Target]) -> list[Path]:
+    """The wheels of a release for `targets`: one per target and pin holding there, each
+    wheel file once; `house` is this host's wheelhouse (already checked)."""
+    picked: dict[str, Path] = {}
+    for target in targets:
+        environment = target.environment()
+        for pin in freeze.read_pins(plugin.req_out):
+            if not pin.holds(environment):
+                continue
+            wheel = _fitting(house, pin, target, hashed=False) or _download(plugin, pin, target)
+            picked.setdefault(wheel.name, wheel)
+    return [picked[name] for name in sorted(picked)]
