@@ -235,3 +235,21 @@ def test_a_signed_release_build_is_byte_identical(
     monkeypatch.setenv("PLUGIN_SIGNING_KEY", str(tmp_path / "nokey"))
     with pytest.raises(Exception, match=r"PLUGIN_SIGNING_KEY=.*nokey: no such key file"):
         release.release(plugin, tmp_path / "three.plugin")
+
+
+def test_a_fleet_trusts_the_provisioning_directory_s_signers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet = tmp_path / "provisioning"
+    fleet.mkdir()
+    key = _key(tmp_path / "keys", "release")
+    (fleet / "allowed_signers").write_text(f"ci@fleet {_public(key)}\n")
+    monkeypatch.setenv("PLUGIN_PROVISIONING_DIR", str(fleet))
+    assert install_main([str(_signed(tmp_path, key))]) == 0  # require: a trust file exists
+    unsigned = _signed(tmp_path, None, "2.0")
+    capsys.readouterr()
+    assert install_main(["--upgrade", str(unsigned)]) == 1
+    assert "not signed" in capsys.readouterr().err
+    (fleet / "revoked_keys").write_text(_public(key) + "\n")
+    assert install_main(["--upgrade", str(_signed(tmp_path, key, "3.0"))]) == 1
+    assert "revoked" in capsys.readouterr().err
