@@ -4,6 +4,7 @@ for another Python refused here with the targets it has."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import zipfile
@@ -92,6 +93,13 @@ def test_one_release_for_two_pythons_installs_the_hosts_wheels(
     assert capsys.readouterr().out.strip() == artifact.name
     _top, meta, manifest = read.read_head(artifact)
     assert meta["targets"] == [f"cp311-{X86}", f"cp312-{X86}"] and meta["python_tag"] == "cp311"
+    assert meta["target_wheels"][f"cp312-{X86}"] == [
+        "alpha-2.0-py3-none-any.whl",
+        f"gamma-1.0-cp312-cp312-{X86}.whl",
+    ]
+    bom = json.loads(read.read_member(artifact, ".release/sbom.cdx.json") or b"{}")
+    refs = [c["bom-ref"] for c in bom["components"]]
+    assert len(refs) == len(set(refs)) == 3  # one per wheel, gamma twice
     house = sorted(f["path"].rsplit("/", 1)[1] for f in manifest["files"]
                    if f["path"].startswith(".release/wheelhouse/"))  # fmt: skip
     assert house == [
@@ -142,3 +150,23 @@ def _tool_env() -> dict[str, str]:
     from tests.support.plugin_dirs import tool_env
 
     return tool_env()
+
+
+def test_a_dependency_only_another_python_needs_is_one_error(
+    tmp_path: Path, index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_wheel(index, "delta", "1.0", requires=['epsilon>=1; python_version >= "3.12"'])
+    make_wheel(index, "epsilon", "1.0")
+    root = render_default(tmp_path / "needs")
+    set_requirements(root, index, "delta")
+    plugin = PluginDir(root)
+    freeze.freeze(plugin)  # on 3.11: no epsilon
+    monkeypatch.setenv("PLUGIN_TARGETS", f"cp312-{X86}")
+    with pytest.raises(
+        ReleaseError,
+        match=rf"delta==1\.0 requires epsilon>=1; .* on cp312-{X86}; "
+        "the pins .* have none: add it to requirements-to-freeze.txt",
+    ):
+        release.release(plugin)
+    monkeypatch.setenv("PLUGIN_TARGETS", f"cp311-{X86}")
+    assert release.release(plugin).is_file()  # on 3.11 it is not needed

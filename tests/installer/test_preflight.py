@@ -112,3 +112,28 @@ def test_each_reason_to_refuse_is_reported(
     out, err = capsys.readouterr()
     assert "would be refused" in out and "target: NO: " in out
     assert err.strip().splitlines() == ["ERROR: would not install here (see above)"]
+
+
+def test_malformed_documents_are_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+    import tarfile
+
+    out = tmp_path / "odd.plugin"
+    docs = {
+        ".release/metadata.json": b'{"name": "odd"}\n',
+        ".release/manifest.json": b'{"files": 5}\n',
+    }
+    with tarfile.open(out, "w:gz") as tar:
+        for name in ("odd", "odd/.release"):
+            tar.addfile(_dir(name))
+        for rel, data in docs.items():
+            info = tarfile.TarInfo(f"odd/{rel}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    code, doc = _check(capsys, str(out))
+    assert code == 1
+    details = [c["detail"] for c in doc["files"][0]["checks"] if not c["ok"]]
+    assert details and all("Traceback" not in d for d in details)
+    assert any("metadata lacks" in d or "malformed" in d for d in details)

@@ -100,14 +100,22 @@ def test_ssh_keygen_alone_verifies_what_readme_says(tmp_path: Path) -> None:
     with tarfile.open(artifact) as tar:  # README: tar -xzf FILE hello/.release
         tar.extractall(out, members=[m for m in tar if "/.release/" in m.name + "/"])
     head = out / "hello" / ".release"
-    with (head / "statement").open("rb") as statement:
-        done = subprocess.run(
-            ["ssh-keygen", "-Y", "verify", "-f", signers, "-I", "dev@example.com", "-n",
-             "plugin", "-s", head / "statement.sig"],
-            stdin=statement, capture_output=True, text=True,
-        )  # fmt: skip
+    revoked = tmp_path / "revoked_keys"
+    revoked.write_text(_public(_key(tmp_path / "keys", "old")) + "\n")
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        with (head / "statement").open("rb") as statement:
+            return subprocess.run(
+                ["ssh-keygen", "-Y", "verify", "-f", signers, "-I", "dev@example.com", "-n",
+                 "plugin", "-r", revoked, "-s", head / "statement.sig"],
+                stdin=statement, capture_output=True, text=True,
+            )  # fmt: skip
+
+    done = verify()
     assert done.returncode == 0, done.stderr
     assert 'Good "plugin" signature for dev@example.com' in done.stdout
+    revoked.write_text(_public(key) + "\n")  # the same file revokes for both tools
+    assert verify().returncode != 0
     lines = dict(line.split(": ", 1) for line in (head / "statement").read_text().splitlines()[1:])
     for doc in ("metadata", "manifest"):
         digest = subprocess.run(["sha256sum", head / f"{doc}.json"], capture_output=True,
@@ -253,3 +261,92 @@ def test_a_fleet_trusts_the_provisioning_directory_s_signers(
     (fleet / "revoked_keys").write_text(_public(key) + "\n")
     assert install_main(["--upgrade", str(_signed(tmp_path, key, "3.0"))]) == 1
     assert "revoked" in capsys.readouterr().err
+
+
+def _reencoded(signed: Path, out: Path) -> Path:
+    """`signed` (an ECDSA signature) with the signer's key written as a compressed point:
+    the same key, other bytes; the signed data does not cover the key."""
+    import base64
+    import io
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from toolchain.artifact import sshsig
+
+    docs = read.read_documents(signed)[1]
+    sig = sshsig.parse(docs[".release/statement.sig"])
+    key_type, rest = sshsig._string(sig.public_key, 0)
+    curve, point = sshsig._strings(sig.public_key[rest:], 2)
+    public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    form = serialization.PublicFormat.CompressedPoint
+    key = sshsig._wire(key_type, curve, public.public_bytes(serialization.Encoding.X962, form))
+    blob = (
+        sshsig.MAGIC
+        + (1).to_bytes(4, "big")
+        + sshsig._wire(key, b"plugin", b"", sig.hash_algorithm, sig.signature)
+    )
+    armored = b"-----BEGIN SSH SIGNATURE-----\n" + base64.encodebytes(blob)
+    armored += b"-----END SSH SIGNATURE-----\n"
+    with tarfile.open(signed) as src, tarfile.open(out, "w:gz") as dst:
+        for member in src:
+            data = src.extractfile(member).read() if member.isfile() else None
+            if member.name.endswith("/.release/statement.sig"):
+                data = armored
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data) if data is not None else None)
+    return out
+
+
+def test_a_revoked_key_re_encoded_in_the_signature_is_still_revoked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = Runtime.current()
+    ops = _key(tmp_path / "keys", "ops", "ecdsa")
+    disguised = _reencoded(_signed(tmp_path, ops), tmp_path / "disguised.plugin")
+    _trust(rt, f"@revoked {_public(ops)}")
+    monkeypatch.setenv("PLUGIN_SIGNATURE_POLICY", "warn")
+    _refused(capsys, disguised, "signed by a revoked key")
+
+
+def test_verify_refuses_what_the_signature_does_not_cover_and_odd_signer_lines_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    rt = Runtime.current()
+    key = _key(tmp_path / "keys", "dev")
+    good = _signed(tmp_path, key)
+    # OpenSSH's syntax: a comment with an apostrophe, several namespaces in quotes
+    _trust(rt, f'dev@example.com namespaces="git,plugin" {_public(key)} dev\'s laptop')
+    assert verify_main([str(good)]) == 0
+    extra = tmp_path / "extra.plugin"
+    with tarfile.open(good) as src, tarfile.open(extra, "w:gz") as dst:
+        for member in src:
+            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        evil = tarfile.TarInfo("hello/bin/evil")
+        evil.size, evil.mode = 3, 0o755
+        dst.addfile(evil, io.BytesIO(b"hi\n"))
+    capsys.readouterr()
+    assert verify_main([str(extra)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'bin/evil' is not in the manifest" in err[0]
+
+
+def test_a_signed_release_installed_under_another_name_stays_verified(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rt = Runtime.current()
+    key = _key(tmp_path / "keys", "dev")
+    _trust(rt, f"dev@example.com {_public(key)}")
+    assert install_main(["--new-name", "hello2", str(_signed(tmp_path, key))]) == 0
+    assert (
+        install_main(["--upgrade", "--new-name", "hello2", str(_signed(tmp_path, key, "2.0"))]) == 0
+    )
+    capsys.readouterr()
+    assert info_main(["hello2"]) == 0
+    assert "signature: trusted, signed by dev@example.com" in capsys.readouterr().out
+    assert rollback_main(["hello2"]) == 0
+    from toolchain.cli.plugins import check_main
+
+    assert check_main(["hello2"]) == 0

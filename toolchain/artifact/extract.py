@@ -32,7 +32,7 @@ from toolchain.artifact.manifest import (
     check_unpacked_size,
 )
 from toolchain.core.errors import ArtifactError, InvalidName
-from toolchain.core.layout import MANIFEST, METADATA, SIGNATURE, STATEMENT
+from toolchain.core.layout import MANIFEST, METADATA, RELEASE_DIR, SIGNATURE, STATEMENT
 from toolchain.core.names import check_name
 
 _CHUNK = 1 << 16
@@ -119,7 +119,9 @@ class _Sink:
     def head(self, rel: str, data: bytes) -> None:
         """Take the metadata or manifest bytes; metadata waits for the manifest to be checked.
         A signed statement and its signature follow the manifest (`installer.trust`)."""
-        if rel in (STATEMENT, SIGNATURE):
+        if rel in (STATEMENT, SIGNATURE):  # right after the manifest, as readers expect
+            if self.seen - {"", RELEASE_DIR, *_HEAD_MAX}:
+                raise ArtifactError(f"{self.where}: {rel} comes after the plugin's files")
             self._need_manifest(rel)
             self._write(rel, iter([data]), len(data), 0o644, None)
             return

@@ -24,7 +24,7 @@ from typing import Any
 
 from toolchain.artifact import sshsig
 from toolchain.core.errors import ArtifactError
-from toolchain.core.layout import MANIFEST, METADATA, SIGNATURE, STATEMENT
+from toolchain.core.layout import MANIFEST, METADATA, SIGNATURE, SIGNED_COPY, STATEMENT
 
 NAMESPACE = "plugin"
 HEADER = "plugin-toolchain signed release 1"
@@ -49,7 +49,7 @@ def statement(metadata: dict[str, Any], meta_bytes: bytes, manifest_bytes: bytes
 class Signed:
     """A release whose signature verified: who signed (the key) and what it covers."""
 
-    key: bytes  # the signer's public key blob
+    key: bytes  # the signer's public key blob, canonical (`sshsig.canonical`)
     key_type: str
     fingerprint: str
     covers: dict[str, str]  # the statement's fields
@@ -79,7 +79,11 @@ def check(docs: dict[str, bytes], where: str) -> Signed | None:
                 f"{where}: signature refused: the signed statement is for another {field} "
                 "(content changed after signing, or a signature moved from another release)"
             )
-    return Signed(sig.public_key, sig.key_type, sig.fingerprint, covers)
+    try:
+        key = sshsig.canonical(sig.public_key)
+    except sshsig.SignatureError as exc:
+        raise ArtifactError(f"{where}: signature refused: {exc}") from None
+    return Signed(key, sig.key_type, sshsig.fingerprint(key), covers)
 
 
 def _fields(text: bytes, where: str) -> dict[str, str]:
@@ -101,10 +105,15 @@ def _fields(text: bytes, where: str) -> dict[str, str]:
 
 
 def documents_of_tree(root: Path) -> dict[str, bytes]:
-    """The head documents of an installed or archived plugin tree, as they were shipped."""
+    """The head documents of an installed or archived plugin tree, as they were shipped
+    (for a copy installed under another name, the metadata and manifest it was signed
+    with: `SIGNED_COPY`, which no archive may hold)."""
     docs = {}
     for rel in (METADATA, MANIFEST, STATEMENT, SIGNATURE):
         path = root / rel
+        copy = root / SIGNED_COPY / Path(rel).name
+        if rel in (METADATA, MANIFEST) and copy.is_file() and not copy.is_symlink():
+            path = copy
         if path.is_file() and not path.is_symlink():
             docs[rel] = path.read_bytes()
     return docs

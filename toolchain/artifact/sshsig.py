@@ -65,8 +65,8 @@ class Signature:
 
     @property
     def fingerprint(self) -> str:
-        """`SHA256:...`, as `ssh-keygen -l` prints it."""
-        return fingerprint(self.public_key)
+        """`SHA256:...` of the canonical key, as `ssh-keygen -l` prints it."""
+        return fingerprint(canonical(self.public_key))
 
 
 def fingerprint(blob: bytes) -> str:
@@ -144,8 +144,44 @@ def _check(key_blob: bytes, sig_format: bytes, raw: bytes, data: bytes) -> None:
         raise SignatureError(f"unsupported key or signature type {shown} / {sig_format!r}")
 
 
+def canonical(blob: bytes) -> bytes:
+    """The key blob as OpenSSH itself writes it, which is what identities are compared by:
+    an ECDSA point (compressed or not) or an RSA number (with leading zeros or not) can be
+    encoded in more than one way, and the signed data does not cover the key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key_type, rest = _string(blob, 0)
+    if key_type == b"ssh-ed25519":
+        (key,) = _strings(blob[rest:], 1)
+        if len(key) != 32:
+            raise SignatureError("an Ed25519 key is 32 bytes")
+        return _wire(key_type, key)
+    if key_type.startswith(b"ecdsa-sha2-"):
+        curve_name, point = _strings(blob[rest:], 2)
+        if curve_name not in _CURVES or key_type != b"ecdsa-sha2-" + curve_name:
+            raise SignatureError(f"unsupported ECDSA curve {curve_name!r}")
+        curve = getattr(ec, _CURVES[curve_name])()
+        try:
+            public = ec.EllipticCurvePublicKey.from_encoded_point(curve, point)
+        except ValueError as exc:
+            raise SignatureError(f"unusable ECDSA key: {exc}") from None
+        x962, form = serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        return _wire(key_type, curve_name, public.public_bytes(x962, form))
+    if key_type == b"ssh-rsa":
+        e, n = (int.from_bytes(v, "big") for v in _strings(blob[rest:], 2))
+        return _wire(key_type, _mpint(e), _mpint(n))
+    raise SignatureError(f"unsupported key type {key_type.decode('ascii', 'replace')}")
+
+
+def _mpint(value: int) -> bytes:
+    """An SSH mpint of a non-negative number: big-endian, a zero byte when the top bit is set."""
+    return value.to_bytes((value.bit_length() + 8) // 8, "big") if value else b""
+
+
 def public_key_blob(line: str) -> bytes:
-    """The key blob of an OpenSSH public key (`TYPE BASE64 [comment]`); ValueError if not."""
+    """The canonical key blob of an OpenSSH public key (`TYPE BASE64 [comment]`);
+    ValueError if it is not one."""
     fields = line.split()
     if len(fields) < 2:
         raise ValueError("not an OpenSSH public key (TYPE BASE64)")
@@ -159,4 +195,7 @@ def public_key_blob(line: str) -> bytes:
         raise ValueError("the key data is truncated") from None
     if key_type.decode("ascii", "replace") != fields[0]:
         raise ValueError(f"the key data is a {key_type!r} key, not {fields[0]}")
-    return blob
+    try:
+        return canonical(blob)
+    except SignatureError as exc:
+        raise ValueError(str(exc)) from None

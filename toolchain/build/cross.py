@@ -95,15 +95,52 @@ def _download(plugin: PluginDir, pin: Pin, target: Target) -> Path:
     return found
 
 
-def wheels(plugin: PluginDir, house: Path, targets: list[Target]) -> list[Path]:
-    """The wheels of a release for `targets`: one per target and pin holding there, each
-    wheel file once; `house` is this host's wheelhouse (already checked)."""
-    picked: dict[str, Path] = {}
+def _requires(wheel: Path) -> list[str]:
+    """The Requires-Dist lines of a wheel's METADATA."""
+    import zipfile
+    from email.parser import HeaderParser
+
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        text = archive.read(name).decode("utf-8", "replace")
+    return HeaderParser().parsestr(text, headersonly=True).get_all("Requires-Dist") or []
+
+
+def _check_complete(wheel: Path, pin: Pin, pins: dict[str, Pin], target: Target) -> None:
+    """Refuse a target where a pinned package needs one the pins lack (they were frozen for
+    this host: a dependency under a marker that holds only there is not among them)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    environment = {**target.environment(), "extra": ""}
+    for line in _requires(wheel):
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if req.marker is not None and not req.marker.evaluate(environment):
+            continue
+        have = pins.get(canonicalize_name(req.name))
+        if have is None or not req.specifier.contains(have.version, prereleases=True):
+            found = f"{have.name}=={have.version}" if have else "none"
+            raise ReleaseError(
+                f"{pin.name}=={pin.version} requires {req} on {target}; the pins (frozen "
+                f"on this host) have {found}: add it to requirements-to-freeze.txt"
+            )
+
+
+def wheels(plugin: PluginDir, house: Path, targets: list[Target]) -> dict[str, list[Path]]:
+    """The wheels of a release for each of `targets` (by target): one per pin holding
+    there, each checked to have what it requires among those pins; `house` is this
+    host's wheelhouse (already checked)."""
+    chosen: dict[str, list[Path]] = {}
+    pins = freeze.read_pins(plugin.req_out)
     for target in targets:
         environment = target.environment()
-        for pin in freeze.read_pins(plugin.req_out):
-            if not pin.holds(environment):
-                continue
+        holding = {pin.name: pin for pin in pins if pin.holds(environment)}
+        found = []
+        for pin in holding.values():
             wheel = _fitting(house, pin, target, hashed=False) or _download(plugin, pin, target)
-            picked.setdefault(wheel.name, wheel)
-    return [picked[name] for name in sorted(picked)]
+            _check_complete(wheel, pin, holding, target)
+            found.append(wheel)
+        chosen[str(target)] = sorted(found, key=lambda w: w.name)
+    return chosen

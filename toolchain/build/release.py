@@ -74,9 +74,10 @@ def release(plugin: PluginDir, output: Path | None = None, repository: Path | No
     sign = signing.signer()  # a key that cannot sign fails before the build
     house = build_wheelhouse(plugin)
     targets = cross.chosen(plugin, cfg.general)
-    wheels = (
-        sorted(house.glob("*.whl")) if targets is None else cross.wheels(plugin, house, targets)
-    )
+    wheels, per_target = sorted(house.glob("*.whl")), {}
+    if targets is not None:  # a wheelhouse for each target, pure wheels once
+        per_target = cross.wheels(plugin, house, targets)
+        wheels = sorted({w.name: w for ws in per_target.values() for w in ws}.values())
     epoch = settings.source_date_epoch(ReleaseError)
     platform = cross.platform_of(targets)
     out = output or plugin.root / spec.artifact_name(cfg.name, cfg.version, cfg.release, platform)
@@ -90,6 +91,7 @@ def release(plugin: PluginDir, output: Path | None = None, repository: Path | No
     if targets is not None:  # the first target is the release's python tag and platform
         meta |= {"python_tag": targets[0].python, "platform": targets[0].platform}
         meta["targets"] = [str(t) for t in targets]
+        meta["target_wheels"] = {t: [w.name for w in ws] for t, ws in per_target.items()}
     meta["wheels_built_from_sdists"] = built_from_sdists(house)
     meta |= plugin_pins(plugin, repository)
     bom = sbom.document(meta, wheels, plugin.root / node.LOCK)

@@ -11,6 +11,7 @@ rest of the release: no clock, and a serial number derived from its content.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import uuid
 import zipfile
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain.artifact import spec
+from toolchain.core.errors import ReleaseError
 
 SPEC_VERSION = "1.5"
 
@@ -57,7 +59,7 @@ def python_components(wheels: list[Path]) -> list[dict[str, Any]]:
         purl = f"pkg:pypi/{canonicalize_name(meta['name'])}@{meta['version']}"
         component = {
             "type": "library",
-            "bom-ref": purl,
+            "bom-ref": f"{purl}#{wheel.name}",  # one per wheel: a release may have several
             "name": meta["name"],
             "version": meta["version"],
             "purl": purl,
@@ -73,9 +75,13 @@ def node_components(lock: Path) -> list[dict[str, Any]]:
     """A component for each package of an npm `package-lock.json` (v2 or v3)."""
     if not lock.is_file():
         return []
-    doc = json.loads(lock.read_text(encoding="utf-8"))
+    try:
+        doc = json.loads(lock.read_text(encoding="utf-8"))
+        packages = dict(doc.get("packages", {}))
+    except (ValueError, TypeError, AttributeError):
+        raise ReleaseError(f"{lock}: not an npm lock file (v2 or v3); run `make` again") from None
     components = []
-    for key, entry in sorted(doc.get("packages", {}).items()):
+    for key, entry in sorted(packages.items()):
         if not key or not isinstance(entry, dict) or entry.get("link"):
             continue  # the project itself, or a link into it
         name = entry.get("name") or key.rpartition("node_modules/")[2]
@@ -91,7 +97,10 @@ def node_components(lock: Path) -> list[dict[str, Any]]:
         }
         algorithm, _sep, digest = str(entry.get("integrity", "")).partition("-")
         if algorithm in ("sha512", "sha384", "sha256") and digest:
-            content = base64.b64decode(digest).hex()
+            try:
+                content = base64.b64decode(digest, validate=True).hex()
+            except binascii.Error:
+                raise ReleaseError(f"{lock}: {key}: integrity {digest!r} is not base64") from None
             component["hashes"] = [{"alg": f"SHA-{algorithm[3:]}", "content": content}]
         if isinstance(entry.get("license"), str) and entry["license"]:
             component["licenses"] = [{"expression": entry["license"]}]

@@ -13,7 +13,7 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from toolchain.artifact import signature
+from toolchain.artifact import signature, sshsig
 from toolchain.core import settings
 from toolchain.core.errors import ReleaseError
 
@@ -41,6 +41,15 @@ def signer() -> Callable[[bytes], bytes] | None:
         if proc.returncode != 0 or b"BEGIN SSH SIGNATURE" not in proc.stdout:
             reason = said[-1] if said else f"exit status {proc.returncode}"
             raise ReleaseError(f"{where}: ssh-keygen cannot sign with it: {reason}")
+        try:  # what installers will do with it: a key type they cannot check fails here
+            made = sshsig.parse(proc.stdout)
+            sshsig.canonical(made.public_key)
+            sshsig.verify(made, statement, signature.NAMESPACE)
+        except sshsig.SignatureError as exc:
+            raise ReleaseError(
+                f"{where}: plugins.install cannot verify this key's signatures ({exc}); "
+                "sign with an Ed25519, ECDSA or RSA key"
+            ) from None
         return proc.stdout
 
     return sign

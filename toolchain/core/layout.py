@@ -53,7 +53,10 @@ SBOM = f"{RELEASE_DIR}/sbom.cdx.json"  # CycloneDX: the release's Python and Nod
 NPM_CACHE = f"{RELEASE_DIR}/npm-cache"
 # Written by the installer into an installed plugin; never taken from an archive.
 INSTALL_RECORD = f"{RELEASE_DIR}/install.json"
-INSTALLER_OWNED = (INSTALL_RECORD, VENV)
+# A signed release installed under another name keeps the metadata and manifest its
+# signature covers here (the installed ones name it differently).
+SIGNED_COPY = f"{RELEASE_DIR}/signed"
+INSTALLER_OWNED = (INSTALL_RECORD, VENV, SIGNED_COPY)
 ARTIFACT_SUFFIX = ".plugin"
 
 

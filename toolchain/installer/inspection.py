@@ -24,6 +24,7 @@ from toolchain.core.layout import (
     METADATA,
     SBOM,
     SIGNATURE,
+    SIGNED_COPY,
     STATEMENT,
     VENV,
     Runtime,
@@ -33,7 +34,8 @@ from toolchain.runtime import plugin_env, registry
 
 # Written by the installer beside the artifact's own files; not part of the manifest.
 # The signed statement and its signature come with the artifact but outside its manifest.
-_INSTALLER_FILES = {MANIFEST, INSTALL_RECORD, VENV, STATEMENT, SIGNATURE}
+_INSTALLER_FILES = {MANIFEST, INSTALL_RECORD, VENV, STATEMENT, SIGNATURE, SIGNED_COPY}
+_INSTALLER_FILES |= {f"{SIGNED_COPY}/{Path(rel).name}" for rel in (METADATA, MANIFEST)}
 
 
 def file_info(path: Path, rt: Runtime) -> dict[str, Any]:
@@ -56,7 +58,7 @@ def sbom(target: str, is_file: bool) -> str:
         data = path.read_bytes() if path.is_file() and entry.dev_link is None else None
     if data is None:
         raise InstallError(f"{target}: no bill of materials ({SBOM}); release it again")
-    return data.decode("utf-8")
+    return data.decode("utf-8", "replace")
 
 
 def _listing(manifest: dict[str, Any]) -> list[dict[str, Any]]:

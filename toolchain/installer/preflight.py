@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from toolchain.artifact import read, spec
+from toolchain.artifact import read, spec, targets
 from toolchain.core.errors import ToolchainError
 from toolchain.core.layout import MANIFEST, METADATA, Runtime
 from toolchain.installer import install, stage, trust
@@ -24,11 +24,14 @@ from toolchain.installer import install, stage, trust
 _DISK_FACTOR = 2
 
 
-def _outcome(name: str, step: Callable[[], str]) -> dict[str, Any]:
+def _outcome(name: str, step: Callable[[], str], where: Path | None = None) -> dict[str, Any]:
     try:
         return {"check": name, "ok": True, "detail": step()}
     except ToolchainError as exc:
         return {"check": name, "ok": False, "detail": str(exc)}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # hostile documents
+        said = f"{where}: its metadata or manifest is malformed ({exc!r}); rebuild it"
+        return {"check": name, "ok": False, "detail": said}
 
 
 def _free(rt: Runtime) -> int:
@@ -58,7 +61,8 @@ def _file(
 
     def target() -> str:
         stage.check_metadata(meta, top, file)
-        return f"built for {meta['python_tag']} {meta['platform']}, as this host"
+        fitting = next(t for t in targets.of_metadata(meta) if targets.fits_host(t))
+        return f"built for {', '.join(targets.of_metadata(meta))}: {fitting} fits this host"
 
     def name_free() -> str:
         install.check_strategy(rt, name, strategy, meta)
@@ -73,8 +77,8 @@ def _file(
             raise ToolchainError(f"{file}: not enough disk space: {said}")
         return said
 
-    checks = [_outcome(n, s) for n, s in (("signature", signature), ("target", target),
-                                         ("name", name_free), ("disk", disk))]  # fmt: skip
+    steps = (("signature", signature), ("target", target), ("name", name_free), ("disk", disk))
+    checks = [_outcome(n, step, file) for n, step in steps]
     version = f"{meta.get('version')}-{meta.get('release')}"
     ok = all(c["ok"] for c in checks)
     return {"file": str(file), "name": name, "version": version, "ok": ok, "checks": checks}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from toolchain.core.layout import (
     METADATA,
     NPM_CACHE,
     POSTINSTALL,
+    SIGNED_COPY,
+    STATEMENT,
     VENV,
     WHEELHOUSE,
     Runtime,
@@ -103,6 +106,10 @@ def rewrite_name(staged: Path, old: str, new: str) -> None:
         elif section == "general" and (m := _NAME_LINE.match(line)):
             lines[i] = f"{m[1]}{new}\n"
     cfg.write_text("".join(lines), encoding="utf-8")
+    if (staged / STATEMENT).is_file():  # what the signature covers, kept as it was
+        (staged / SIGNED_COPY).mkdir()
+        for rel in (METADATA, MANIFEST):
+            shutil.copyfile(staged / rel, staged / SIGNED_COPY / Path(rel).name)
     meta_path = staged / METADATA
     meta = registry.read_json(meta_path)
     meta_path.write_bytes(spec.dumps(dict(meta, name=new, original_name=old)))
@@ -116,30 +123,38 @@ def rewrite_name(staged: Path, old: str, new: str) -> None:
     man_path.write_bytes(dumps_manifest(manifest))
 
 
-def write_requirements(wheelhouse: Path, out: Path, several_targets: bool = False) -> bool:
-    """Pin every wheel of `wheelhouse` with its hash into `out` (one line per version, the
-    hashes of its wheels together); False when there is none. For a release built for
-    several targets, a package with no wheel for this host is another target's: left out."""
-    from packaging.tags import sys_tags
+def write_requirements(wheelhouse: Path, out: Path, only: set[str] | None = None) -> bool:
+    """Pin every wheel of `wheelhouse` (of those named in `only`, when given) with its hash
+    into `out`, one line per version with the hashes of its wheels; False when none."""
     from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-    here = set(sys_tags())
     found: dict[tuple[str, str], list[str]] = {}
-    fitting: set[tuple[str, str]] = set()
     for wheel in sorted(wheelhouse.glob("*.whl")) if wheelhouse.is_dir() else []:
         try:
-            name, version, _build, tags = parse_wheel_filename(wheel.name)
+            name, version, _build, _tags = parse_wheel_filename(wheel.name)
         except InvalidWheelFilename:
             raise ArtifactError(f"{wheel}: not a wheel file name; rebuild the artifact") from None
         if wheel.is_symlink() or not wheel.is_file():
             raise ArtifactError(f"{wheel}: not a wheel file (a link or a directory)")
-        key = (str(name), str(version))
-        found.setdefault(key, []).append(f"--hash=sha256:{spec.sha256_file(wheel)}")
-        if here & set(tags):
-            fitting.add(key)
-    keep = [k for k in found if k in fitting or not several_targets]
-    out.write_text("".join(f"{n}=={v} {' '.join(found[(n, v)])}\n" for n, v in keep), "utf-8")
-    return bool(keep)
+        if only is None or wheel.name in only:
+            key = (str(name), str(version))
+            found.setdefault(key, []).append(f"--hash=sha256:{spec.sha256_file(wheel)}")
+    lines = [f"{n}=={v} {' '.join(hashes)}\n" for (n, v), hashes in found.items()]
+    out.write_text("".join(lines), encoding="utf-8")
+    return bool(lines)
+
+
+def host_wheels(meta: dict[str, Any]) -> set[str] | None:
+    """The wheels a release built for several targets lists for the first one this host
+    fits (None: a release for one target, whose wheels are all for it)."""
+    listed = meta.get("target_wheels")
+    if not isinstance(listed, dict):
+        return None
+    for target in targets.of_metadata(meta):
+        names = listed.get(target)
+        if targets.fits_host(target) and isinstance(names, list):
+            return {str(n) for n in names}
+    return None
 
 
 def build_venv(runtime_: Runtime, staged: Staged, tid: str) -> None:
@@ -152,8 +167,7 @@ def build_venv(runtime_: Runtime, staged: Staged, tid: str) -> None:
     reqs = runtime_.tmp / f".requirements-{staged.name}-{tid}.txt"
     try:
         meta = spec.load_json((staged.path / METADATA).read_bytes(), staged.path, METADATA)
-        several = len(targets.of_metadata(meta)) > 1
-        wanted = write_requirements(house, reqs, several)
+        wanted = write_requirements(house, reqs, host_wheels(meta))
         venv.build(
             staged.venv,
             reqs if wanted else None,

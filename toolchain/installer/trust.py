@@ -16,7 +16,6 @@ refused unless the policy is `off`: it means the content changed after signing.
 from __future__ import annotations
 
 import logging
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,30 +80,62 @@ def _blob(text: str, where: str) -> bytes:
         raise InstallError(f"{where}: {exc}; fix or remove this line") from None
 
 
+def _words(line: str) -> list[str]:
+    """Split at blanks outside double quotes, as OpenSSH splits allowed_signers fields (the
+    quotes are kept: an option's value may hold commas and blanks)."""
+    words, current, quoted = [], "", False
+    for char in line:
+        if char == '"':
+            quoted = not quoted
+        if char in " \t" and not quoted:
+            if current:
+                words.append(current)
+            current = ""
+            continue
+        current += char
+    if quoted:
+        raise ValueError("unbalanced quotes")
+    return [*words, current] if current else words
+
+
+def _options(text: str) -> list[tuple[str, str]]:
+    """`name[="value"]` options, comma-separated outside quotes."""
+    found, current, quoted = [], "", False
+    for char in text + ",":
+        if char == '"':
+            quoted = not quoted
+        elif char == "," and not quoted:
+            name, _sep, value = current.partition("=")
+            found.append((name.strip().lower(), value.strip()))
+            current = ""
+            continue
+        if char != '"':
+            current += char
+    return [(n, v) for n, v in found if n]
+
+
 def _signer_line(trust: Trust, line: str, where: str) -> None:
+    """One line: `PRINCIPALS [OPTIONS] KEYTYPE KEY [comment]`, or our `@revoked TYPE KEY`."""
     try:
-        words = shlex.split(line, comments=False, posix=True)
+        words = _words(line)
     except ValueError:
         raise InstallError(f"{where}: unbalanced quotes; fix or remove this line") from None
     if words and words[0] == "@revoked":
-        trust.revoked.add(_blob(" ".join(words[1:]), where))
+        trust.revoked.add(_blob(" ".join(words[1:3]), where))
         return
-    at = next((i for i, w in enumerate(words[1:], 1) if w.startswith(_KEY_TYPES)), None)
-    if at is None or at + 1 >= len(words):
+    at = 1 if len(words) > 1 and words[1].startswith(_KEY_TYPES) else 2
+    if len(words) < at + 2 or not words[at].startswith(_KEY_TYPES):
         raise InstallError(f"{where}: expected PRINCIPALS [OPTIONS] KEYTYPE KEY")
-    options = ",".join(words[1:at]).split(",") if at > 1 else []
     namespaces = None
-    for option in filter(None, options):
-        name, _sep, value = option.partition("=")
-        if name.lower() == "namespaces":
+    for name, value in _options(words[1]) if at == 2 else []:
+        if name == "namespaces":
             namespaces = {n.strip() for n in value.split(",")}
         else:  # cert-authority, valid-after, valid-before: not trusted here
             log.warning("%s: option %r is not supported: this line is ignored", where, name)
             return
     if namespaces is not None and signature.NAMESPACE not in namespaces:
         return  # trusted for something else
-    blob = _blob(f"{words[at]} {words[at + 1]}", where)
-    trust.signers[blob] = words[0]
+    trust.signers[_blob(f"{words[at]} {words[at + 1]}", where)] = words[0].strip('"')
 
 
 def policy(trust: Trust) -> str:
