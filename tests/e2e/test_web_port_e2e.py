@@ -51,7 +51,10 @@ def test_a_port_held_by_another_runtime_or_program_fails_the_start(tmp_path: Pat
         for home in homes:
             override = home / "config" / "plugins" / f"{NAME}.ini"
             override.parent.mkdir(parents=True)
-            override.write_text(f"[custom]\nport = {port}\n")
+            override.write_text(
+                f"[custom]\nport = {port}\n[extra_daemon_web]\n"
+                f"healthcheck_url = http://127.0.0.1:{port}/health\n"
+            )
             _run([_script("plugins.install"), str(artifact)], PLUGIN_RUNTIME_HOME=str(home))
         production, development = homes
 
@@ -60,6 +63,16 @@ def test_a_port_held_by_another_runtime_or_program_fails_the_start(tmp_path: Pat
         workers = wait_for("both workers", lambda: running_pids(production, NAME), timeout=30)
         assert len(workers) == 2  # siblings share the port
         wait_for("GET /health", lambda: _pid_answering(port), timeout=20)
+        # plugins.status: both workers running, and the template's health URL answering
+        status = subprocess.run(
+            [_script("plugins.status"), "--json", NAME], capture_output=True, text=True,
+            env=tool_env(PLUGIN_RUNTIME_HOME=str(production)), stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        shown = json.loads(status.stdout)[0]
+        assert {d["pid"] for d in shown["daemons"]} == set(workers.values())
+        assert all(d["state"] == "RUNNING" for d in shown["daemons"])
+        assert shown["health"]["state"] == "ok", shown["health"]
 
         second = _start(development)
         assert second.returncode == 1, second.stdout + second.stderr

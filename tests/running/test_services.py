@@ -144,7 +144,11 @@ def test_start_status_stop_commands(home: Path, capsys: pytest.CaptureFixture[st
         capsys.readouterr()
         assert status_main(["--json", "svc"]) == 0
         shown = json.loads(capsys.readouterr().out)
-        assert {p["name"] for p in shown} == {"svc.web.0", "svc.web.1", "svc.web.2"}
+        assert [row["plugin"] for row in shown] == ["svc"]
+        daemons = shown[0]["daemons"]
+        assert {d["name"] for d in daemons} == {"svc.web.0", "svc.web.1", "svc.web.2"}
+        assert all(d["state"] == "RUNNING" and d["age_s"] >= 0 and d["pid"] for d in daemons)
+        assert shown[0]["health"] == {"state": "none", "checks": []}
         assert start_main([]) == 0
         assert "already running" in capsys.readouterr().out
         assert running_pids(home, "svc") == pids

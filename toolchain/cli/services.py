@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from toolchain.cli.command import execute, parser
 from toolchain.core.errors import ProcessManagerError
@@ -50,24 +51,68 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from toolchain.core.layout import runtime_home
+    import time
 
-    home = runtime_home()
-    if not supervisor.is_running(home):
-        raise ProcessManagerError(
-            f"the process manager of {home} is not running; start it with plugins.start"
-        )
-    found = [p for p in supervisor.processes(home) if not args.name or p.group in args.name]
+    from toolchain.core.layout import Runtime
+    from toolchain.running import health, services
+    from toolchain.runtime import registry
+
+    rt = Runtime.current()
+    home, installed = rt.home, registry.installed_names(rt)
+    for name in args.name:
+        if name not in installed:
+            raise ProcessManagerError(f"plugin {name} is not installed in {home}")
+    running = supervisor.is_running(home)
+    processes = supervisor.processes(home) if running else []
+    report: list[dict[str, Any]] = []
+    idle: list[str] = []
+    now = int(time.time())
+    for name in args.name or installed:
+        daemons = [
+            {"name": p.name, "state": p.state, "pid": p.pid,
+             "age_s": now - p.started if p.state == "RUNNING" else None}
+            for p in processes if p.group == name
+        ]  # fmt: skip
+        env = services.environment(home, name)
+        if not running and services.effective_config(home, name, env):
+            idle.append(name)
+        found = health.check(home, name).as_dict()
+        report.append({"plugin": name, "daemons": daemons, "health": found})
     if args.json:
-        doc = [{"group": p.group, "name": p.name, "state": p.state, "pid": p.pid} for p in found]
-        print(json.dumps(doc, indent=1))
+        print(json.dumps(report, indent=1))
     else:
-        width = max((len(p.spec) for p in found), default=0)
-        for p in found:
-            print(f"{p.spec:<{width}}  {p.state:<8}  {p.description}")
+        _print_status(report)
     sys.stdout.flush()
-    _fail_if_any(home, [p for p in found if p.state in supervisor.FAILING], "not running")
+    if idle:
+        raise ProcessManagerError(
+            f"the process manager of {home} is not running; start it with plugins.start "
+            f"(daemons of {', '.join(idle)})"
+        )
+    shown = [p for p in processes if not args.name or p.group in args.name]
+    _fail_if_any(home, [p for p in shown if p.state in supervisor.FAILING], "not running")
+    failing = [r for r in report if r["health"]["state"] == "failing"]
+    if failing:
+        first = next(c for c in failing[0]["health"]["checks"] if not c["ok"])
+        said = " / ".join(first["output"].strip().splitlines()[-2:]) or "no output"
+        raise ProcessManagerError(
+            f"{len(failing)} plugin(s) failing their health checks: "
+            f"{', '.join(r['plugin'] for r in failing)} ({failing[0]['plugin']} "
+            f"{first['check']}: {said})"
+        )
     return 0
+
+
+def _print_status(report: list[dict[str, Any]]) -> None:
+    for row in report:
+        health = row["health"]
+        print(f"{row['plugin']}: health {health['state']}")
+        for check in health["checks"]:
+            last = (check["output"].strip().splitlines() or [""])[-1]
+            print(f"  check {check['check']}: {'ok' if check['ok'] else 'FAILING'}: {last}")
+        for daemon in row["daemons"]:
+            age = f", up {daemon['age_s']}s" if daemon["age_s"] is not None else ""
+            spec = f"{row['plugin']}:{daemon['name']}"
+            print(f"  daemon {spec}: {daemon['state']}, pid {daemon['pid']}{age}")
 
 
 def _reload(args: argparse.Namespace) -> int:
@@ -106,7 +151,11 @@ def stop_main(argv: Sequence[str] | None = None) -> int:
 
 def status_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `plugins.status`."""
-    p = parser("plugins.status", "Show the state of the plugins' daemons.")
+    p = parser(
+        "plugins.status",
+        "Show each plugin's daemons (state, pid, age) and health (its healthcheck and "
+        "healthcheck_url checks, run now); exit 1 if a daemon or a check is failing.",
+    )
     p.add_argument("name", nargs="*", help="only these plugins")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return execute(p, _status, argv, runtime_writer=True)

@@ -73,6 +73,25 @@ def _any(value: str) -> str | None:
     return None
 
 
+def _loopback_url(value: str) -> str | None:
+    """An http URL on this machine's loopback (what a health check may call), or empty."""
+    from urllib.parse import urlsplit
+
+    if not value.strip():
+        return None
+    try:
+        url = urlsplit(value.strip())
+        ok = url.scheme in ("http", "https") and url.hostname in ("127.0.0.1", "localhost", "::1")
+        ok = ok and (url.port or 0) >= 0  # a port that is no number raises
+    except ValueError:
+        ok = False
+    if not ok:
+        return (
+            f"{shorten(value)!r} is not an http URL on the loopback (127.0.0.1, localhost, [::1])"
+        )
+    return None
+
+
 def _targets(value: str) -> str | None:
     from toolchain.core import targets
 
@@ -118,6 +137,9 @@ DAEMON: dict[str, Key] = {
     "rlimit_fsize": Key(_int(0), default="0"),
     "log_split_stdout_stderr": Key(_bool, default="0"),
     "log_split_multiple_workers": Key(_bool, default="0"),
+    # GET it on the loopback: a 2xx answer within the timeout (seconds) is healthy.
+    "healthcheck_url": Key(_loopback_url, default=""),
+    "healthcheck_timeout": Key(_int(1), default="10"),
 }
 
 

@@ -30,6 +30,7 @@ MAX_UNPACKED_MB = "PLUGIN_MAX_UNPACKED_MB"
 MAX_RATIO = "PLUGIN_MAX_COMPRESSION_RATIO"
 SIGNING_KEY = "PLUGIN_SIGNING_KEY"
 TARGETS = "PLUGIN_TARGETS"
+HEALTHCHECK_TIMEOUT = "PLUGIN_HEALTHCHECK_TIMEOUT"
 SIGNATURE_POLICY = "PLUGIN_SIGNATURE_POLICY"
 
 # What the runtime's process manager hands on to the programs it starts.
@@ -38,6 +39,7 @@ BACKENDS = ("pip", "uv")
 SIGNATURE_POLICIES = ("require", "warn", "off")
 DEFAULT_LOCK_TIMEOUT = 300.0
 DEFAULT_CRON_TIMEOUT = 3600
+DEFAULT_HEALTHCHECK_TIMEOUT = 30.0
 DEFAULT_ARCHIVE_KEEP = 2
 # What a real plugin never meets: numpy and pandas unpack 29 MB into 142 MB (ratio 5).
 DEFAULT_MAX_UNPACKED_MB = 8192
@@ -139,6 +141,11 @@ def lock_timeout() -> float:
 def cron_timeout(error: type[Exception] = ToolchainError) -> int:
     """Seconds a cron job may run (`$PLUGIN_CRON_TIMEOUT`, default one hour; 0: no limit)."""
     return int(number(CRON_TIMEOUT, DEFAULT_CRON_TIMEOUT, error, "seconds"))
+
+
+def healthcheck_timeout() -> float:
+    """Seconds a plugin's `healthcheck` may take (`$PLUGIN_HEALTHCHECK_TIMEOUT`, default 30)."""
+    return number(HEALTHCHECK_TIMEOUT, DEFAULT_HEALTHCHECK_TIMEOUT, ToolchainError, "seconds")
 
 
 def archive_keep() -> int:

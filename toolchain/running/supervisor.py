@@ -163,6 +163,7 @@ class Process:
     state: str
     pid: int
     description: str
+    started: int = 0  # when it last started (epoch seconds), 0 if never
 
     @property
     def spec(self) -> str:
@@ -178,7 +179,14 @@ def processes(home: Path) -> list[Process]:
     except (OSError, xmlrpc.client.Error) as exc:
         raise ProcessManagerError(f"supervisord of {home} not reachable: {exc}") from None
     return [
-        Process(i["group"], i["name"], i["statename"], int(i["pid"]), i["description"])
+        Process(
+            i["group"],
+            i["name"],
+            i["statename"],
+            int(i["pid"]),
+            i["description"],
+            int(i.get("start") or 0),
+        )
         for i in infos
     ]
 

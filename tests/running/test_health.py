@@ -1,0 +1,116 @@
+"""Health checks: a plugin's `healthcheck` run in its plugin env, a daemon's
+`healthcheck_url` on the loopback, and what `plugins.status` says and exits with."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.support.plugin_factory import config_ini, metadata, pack, write_tree
+from toolchain.cli.plugins import install_main
+from toolchain.cli.services import status_main
+from toolchain.core.layout import Runtime
+from toolchain.running import health
+
+
+def _release(tmp_path: Path, name: str, version: str, check: str | None, extra: str = "") -> Path:
+    tree = write_tree(tmp_path / f"src-{name}-{version}", name, version,
+                      config=config_ini(name, version) + extra)  # fmt: skip
+    if check is not None:
+        (tree / "healthcheck").write_text(check)
+        (tree / "healthcheck").chmod(0o755)
+    return pack(tree, tmp_path / f"{name}-{version}.plugin", metadata(name, version))
+
+
+def test_a_healthcheck_runs_in_the_plugin_env_and_sets_the_exit_code(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ok = "#!/bin/sh\necho checked $PLUGINS_CURRENT_PLUGIN_NAME\n"
+    assert install_main([str(_release(tmp_path, "hello", "1.0", ok))]) == 0
+    assert install_main([str(_release(tmp_path, "plain", "1.0", None))]) == 0
+    capsys.readouterr()
+    assert status_main([]) == 0
+    out = capsys.readouterr().out
+    assert "hello: health ok" in out and "check healthcheck: ok: checked hello" in out
+    assert "plain: health none" in out
+    failing = "#!/bin/sh\necho db down\nexit 3\n"
+    assert install_main(["--upgrade", str(_release(tmp_path, "hello", "2.0", failing))]) == 0
+    capsys.readouterr()
+    assert status_main([]) == 1
+    out, err = capsys.readouterr()
+    assert "hello: health failing" in out
+    assert err.strip().splitlines() == [
+        "ERROR: 1 plugin(s) failing their health checks: hello (hello healthcheck: db down / "
+        "exit status 3)"
+    ]
+    assert status_main(["--json", "hello"]) == 1
+    shown = json.loads(capsys.readouterr().out)
+    assert shown == [{"plugin": "hello", "daemons": [], "health": {"state": "failing", "checks": [
+        {"check": "healthcheck", "ok": False, "output": "db down\nexit status 3"}]}}]  # fmt: skip
+    assert status_main(["plain"]) == 0
+    assert status_main(["nosuch"]) == 1
+    assert "plugin nosuch is not installed" in capsys.readouterr().err
+
+
+class _Health(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        code = 200 if self.path == "/health" else 503
+        self.send_response(code)
+        self.end_headers()
+        self.wfile.write(b"fine\n" if code == 200 else b"starting\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[int]:
+    """An HTTP server on the loopback: /health answers 200, anything else 503."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[1]
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_daemon_s_healthcheck_url_must_answer_2xx_in_time(tmp_path: Path, server: int) -> None:
+    rt = Runtime.current()
+    section = "\n[extra_daemon_web]\n_cmd_and_args = sleep 1000\n"
+    url = f"healthcheck_url = http://127.0.0.1:{server}/health\n"
+    assert install_main([str(_release(tmp_path, "web", "1.0", None, section + url))]) == 0
+    found = health.check(rt.home, "web")
+    assert found.state == "ok" and "HTTP 200" in found.checks[0].output
+    override = rt.override("web")
+    override.write_text(f"[extra_daemon_web]\nhealthcheck_url = http://127.0.0.1:{server}/x\n")
+    found = health.check(rt.home, "web")
+    assert found.state == "failing" and "HTTP 503" in found.checks[0].output
+    # a listener that never answers: the timeout, not a hang
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    with silent:
+        port = silent.getsockname()[1]
+        override.write_text(
+            f"[extra_daemon_web]\nhealthcheck_url = http://localhost:{port}/\n"
+            "healthcheck_timeout = 1\n"
+        )
+        found = health.check(rt.home, "web")
+    assert found.state == "failing" and "timed out" in found.checks[0].output
+
+
+def test_a_health_url_off_the_loopback_is_refused_at_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    section = "\n[extra_daemon_web]\n_cmd_and_args = sleep 1000\n"
+    bad = section + "healthcheck_url = http://192.0.2.1/health\n"
+    capsys.readouterr()
+    assert install_main([str(_release(tmp_path, "web", "1.0", None, bad))]) == 1
+    err = capsys.readouterr().err
+    assert "healthcheck_url: 'http://192.0.2.1/health' is not an http URL on the loopback" in err
