@@ -22,6 +22,14 @@ def _red(text: str) -> str:
     return text
 
 
+def warnings_to_stderr() -> None:
+    """Log WARNING lines (`WARNING: ...`) to stderr; logging is imported only here, so
+    commands that never warn start faster."""
+    import logging
+
+    logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
+
+
 def error(message: str) -> None:
     """Print one `ERROR` line on stderr."""
     print(f"{_red('ERROR')}: {message}", file=sys.stderr)

@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from toolchain.cli.command import EXIT_FAILURE, error, execute, parser
+from toolchain.cli.command import EXIT_FAILURE, error, execute, parser, warnings_to_stderr
 from toolchain.core.errors import UsageError
 
 TYPE_CHECKING = False  # typing's, without importing typing
@@ -15,12 +15,6 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
     from typing import Any
-
-
-def _logging() -> None:
-    import logging  # not at the top: plugins.list starts faster without it
-
-    logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
 
 
 def install_main(argv: Sequence[str] | None = None) -> int:
@@ -67,7 +61,7 @@ def install_main(argv: Sequence[str] | None = None) -> int:
         from toolchain.core.layout import Runtime
         from toolchain.installer import install, lock
 
-        _logging()
+        warnings_to_stderr()
         if args.devlink is not None:
             if args.files or args.new_name or args.upgrade or args.repository or args.dry_run:
                 raise UsageError(
@@ -126,7 +120,7 @@ def uninstall_main(argv: Sequence[str] | None = None) -> int:
         from toolchain.core.layout import Runtime
         from toolchain.installer import install, lock
 
-        _logging()
+        warnings_to_stderr()
         with lock.locked(Runtime.current()) as rt:
             linked = install.uninstall(rt, args.name, clean=args.clean, force=args.force)
         print(f"uninstalled {args.name}" + (" (link only)" if linked else ""))
@@ -172,7 +166,7 @@ def list_main(argv: Sequence[str] | None = None) -> int:
         from toolchain.installer import lock
         from toolchain.runtime import registry
 
-        _logging()
+        warnings_to_stderr()
         with lock.reading(Runtime.current()) as rt:
             rows = [entry.as_dict() for entry in registry.installed(rt)]
         _print_rows(rows, as_json=args.json, raw=args.raw)
@@ -226,7 +220,7 @@ def info_main(argv: Sequence[str] | None = None) -> int:
         from toolchain.core.layout import Runtime
         from toolchain.installer import inspection, lock
 
-        _logging()
+        warnings_to_stderr()
         if args.sbom:
             sys.stdout.write(inspection.sbom(args.target, _is_file_argument(args.target)))
             return
@@ -256,7 +250,7 @@ def check_main(argv: Sequence[str] | None = None) -> int:
         from toolchain.core.layout import Runtime
         from toolchain.installer import inspection, lock
 
-        _logging()
+        warnings_to_stderr()
         with lock.locked(Runtime.current()) as rt:
             report = inspection.check(rt, args.name)
         for label, paths in (
@@ -296,7 +290,7 @@ def repackage_main(argv: Sequence[str] | None = None) -> int:
         from toolchain.core.layout import Runtime
         from toolchain.installer import inspection, lock
 
-        _logging()
+        warnings_to_stderr()
         output = (args.output or Path.cwd()).absolute()
         with lock.locked(Runtime.current()) as rt:
             out = inspection.repackage(rt, args.name, output)
@@ -321,7 +315,7 @@ def rollback_main(argv: Sequence[str] | None = None) -> int:
         from toolchain.core.layout import Runtime
         from toolchain.installer import lock, rollback
 
-        _logging()
+        warnings_to_stderr()
         with lock.locked(Runtime.current()) as rt:
             change = rollback.rollback(rt, args.name, force=args.force)
         was = f" from {change.previous}" if change.previous else ""
@@ -346,7 +340,7 @@ def provision_main(argv: Sequence[str] | None = None) -> int:
         from toolchain.core.layout import Runtime
         from toolchain.installer import lock, provision
 
-        _logging()
+        warnings_to_stderr()
         with lock.locked(Runtime.current()) as rt:
             decisions = provision.provision(rt, args.directory, dry_run=args.dry_run)
         prefix = "would " if args.dry_run else ""

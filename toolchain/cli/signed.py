@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import json
 
-from toolchain.cli.command import EXIT_FAILURE, error, execute, parser
+from toolchain.cli.command import EXIT_FAILURE, error, execute, parser, warnings_to_stderr
 
 TYPE_CHECKING = False  # typing's, without importing typing
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
     from typing import Any
-
-
-def _logging() -> None:
-    import logging
-
-    logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.WARNING)
 
 
 def signature_line(signed: dict[str, Any]) -> str:
@@ -48,7 +42,7 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
         from toolchain.core.layout import Runtime
         from toolchain.installer import trust
 
-        _logging()
+        warnings_to_stderr()
         # Unpacked as an install unpacks it: every member checked against the manifest,
         # nothing else accepted; the signature is then checked on what was unpacked.
         with tempfile.TemporaryDirectory(prefix="plugins-verify-") as scratch:

@@ -41,9 +41,11 @@ _INSTALLER_FILES |= {f"{SIGNED_COPY}/{Path(rel).name}" for rel in (METADATA, MAN
 def file_info(path: Path, rt: Runtime) -> dict[str, Any]:
     """Metadata, signature and file list of a `.plugin` file, every file checked against
     its manifest (the signature against `rt`'s trust)."""
-    top, meta, manifest = read.read_head(path)
+    top, docs = read.read_documents(path)  # the head once: its documents, signed or not
+    meta = spec.load_json(docs[METADATA], path, METADATA)
+    manifest = spec.load_json(docs[MANIFEST], path, MANIFEST)
     verified = read.verify(path, manifest)
-    signed = trust.describe(read.read_documents(path)[1], str(path), rt)
+    signed = trust.describe(docs, str(path), rt)
     doc = {"name": top, "file": str(path), "metadata": meta, "signature": signed}
     return {**doc, "files": _listing(manifest), "verified": f"{verified} files match the manifest"}
 
