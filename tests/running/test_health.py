@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -114,3 +115,21 @@ def test_a_health_url_off_the_loopback_is_refused_at_install(
     assert install_main([str(_release(tmp_path, "web", "1.0", None, bad))]) == 1
     err = capsys.readouterr().err
     assert "healthcheck_url: 'http://192.0.2.1/health' is not an http URL on the loopback" in err
+
+
+def test_a_healthcheck_that_hangs_or_cannot_run_is_failing_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = Runtime.current()
+    hangs = "#!/bin/sh\necho waiting for the database\nsleep 30\n"  # a child holds stdout
+    assert install_main([str(_release(tmp_path, "slow", "1.0", hangs))]) == 0
+    monkeypatch.setenv("PLUGIN_HEALTHCHECK_TIMEOUT", "1")
+    started = time.monotonic()
+    found = health.check(rt.home, "slow")
+    assert time.monotonic() - started < 10  # the child went with it, its pipe too
+    assert found.state == "failing"
+    assert found.checks[0].output == "waiting for the database\nno answer within 1s"
+    script = rt.plugin("slow") / "healthcheck"
+    script.chmod(0o644)
+    found = health.check(rt.home, "slow")
+    assert found.state == "failing" and "is not executable (chmod +x it)" in found.checks[0].output

@@ -10,6 +10,7 @@ is asked. A plugin with neither has no health (`none`).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,15 +63,21 @@ def _script(home: Path, name: str, env: dict[str, str]) -> Check | None:
         return Check(HEALTHCHECK, False, f"{script} is not executable (chmod +x it)")
     timeout = settings.healthcheck_timeout()
     try:
-        done = subprocess.run(
+        # Its own process group: what it starts (curl, psql...) goes with it on a timeout.
+        proc = subprocess.Popen(
             [str(script)], cwd=plugin_dir, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout, check=False,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    except subprocess.TimeoutExpired as exc:
-        said = (exc.output or b"").decode("utf-8", "replace")
-        return Check(HEALTHCHECK, False, _tail(f"{said}\nno answer within {timeout:g}s"))
     except OSError as exc:
         return Check(HEALTHCHECK, False, f"cannot run {script}: {exc.strerror or exc}")
+    try:
+        out, _err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _err = proc.communicate()
+        said = out.decode("utf-8", "replace")
+        return Check(HEALTHCHECK, False, _tail(f"{said}\nno answer within {timeout:g}s"))
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, out)
     said = done.stdout.decode("utf-8", "replace").rstrip()
     if done.returncode != 0:
         said = f"{said}\nexit status {done.returncode}"
