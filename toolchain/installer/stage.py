@@ -123,9 +123,13 @@ def rewrite_name(staged: Path, old: str, new: str) -> None:
     man_path.write_bytes(dumps_manifest(manifest))
 
 
-def write_requirements(wheelhouse: Path, out: Path, only: set[str] | None = None) -> bool:
+def write_requirements(
+    wheelhouse: Path, out: Path, only: set[str] | None = None, known: dict[str, str] | None = None
+) -> bool:
     """Pin every wheel of `wheelhouse` (of those named in `only`, when given) with its hash
-    into `out`, one line per version with the hashes of its wheels; False when none."""
+    into `out`, one line per version with the hashes of its wheels; False when none.
+    `known`: sha256 by wheel file name, of a tree extraction checked against its manifest
+    (not read again)."""
     from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
     found: dict[tuple[str, str], list[str]] = {}
@@ -138,7 +142,8 @@ def write_requirements(wheelhouse: Path, out: Path, only: set[str] | None = None
             raise ArtifactError(f"{wheel}: not a wheel file (a link or a directory)")
         if only is None or wheel.name in only:
             key = (str(name), str(version))
-            found.setdefault(key, []).append(f"--hash=sha256:{spec.sha256_file(wheel)}")
+            digest = (known or {}).get(wheel.name) or spec.sha256_file(wheel)
+            found.setdefault(key, []).append(f"--hash=sha256:{digest}")
     lines = [f"{n}=={v} {' '.join(hashes)}\n" for (n, v), hashes in found.items()]
     out.write_text("".join(lines), encoding="utf-8")
     return bool(lines)
@@ -167,7 +172,13 @@ def build_venv(runtime_: Runtime, staged: Staged, tid: str) -> None:
     reqs = runtime_.tmp / f".requirements-{staged.name}-{tid}.txt"
     try:
         meta = spec.load_json((staged.path / METADATA).read_bytes(), staged.path, METADATA)
-        wanted = write_requirements(house, reqs, host_wheels(meta))
+        manifest = registry.read_json(staged.path / MANIFEST)  # checked at extraction
+        known = {
+            str(f["path"]).rpartition("/")[2]: str(f["sha256"])
+            for f in manifest.get("files", [])
+            if str(f.get("path", "")).startswith(f"{WHEELHOUSE}/")
+        }
+        wanted = write_requirements(house, reqs, host_wheels(meta), known)
         venv.build(
             staged.venv,
             reqs if wanted else None,
