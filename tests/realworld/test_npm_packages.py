@@ -4,6 +4,7 @@ offline, run, and released again byte for byte."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import tarfile
@@ -51,6 +52,17 @@ def test_node_plugin_released_after_create_installs_offline_and_rebuilds_identic
     assert any("/_cacache/content-v2/" in n for n in names)
     assert not any("/_logs" in n for n in names)
     assert str(tmp_path).encode() not in texts and str(home).encode() not in texts
+    # The bill of materials names the registry package with npm's own integrity hash.
+    sbom = json.loads(run([script("plugins.info"), "--sbom", first], tmp_path).stdout)
+    npm = {c["purl"]: c for c in sbom["components"] if c["purl"].startswith("pkg:npm/")}
+    assert set(npm) == {"pkg:npm/is-number@7.0.0"}, npm
+    algorithm, digest = entry["integrity"].split("-", 1)
+    assert (
+        npm["pkg:npm/is-number@7.0.0"]["hashes"]
+        == [{"alg": "SHA-512", "content": base64.b64decode(digest).hex()}]
+        and algorithm == "sha512"
+    )
+    assert npm["pkg:npm/is-number@7.0.0"]["licenses"] == [{"expression": "MIT"}]
 
     runtime = tmp_path / "runtime"
     env = offline(PLUGIN_RUNTIME_HOME=str(runtime), HOME=str(home))
