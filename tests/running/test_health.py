@@ -121,15 +121,28 @@ def test_a_healthcheck_that_hangs_or_cannot_run_is_failing_in_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rt = Runtime.current()
-    hangs = "#!/bin/sh\necho waiting for the database\nsleep 30\n"  # a child holds stdout
+    child = tmp_path / "child.pid"
+    hangs = f"#!/bin/sh\necho waiting for the database\nsleep 30 &\necho $! > {child}\nwait\n"
     assert install_main([str(_release(tmp_path, "slow", "1.0", hangs))]) == 0
     monkeypatch.setenv("PLUGIN_HEALTHCHECK_TIMEOUT", "1")
     started = time.monotonic()
     found = health.check(rt.home, "slow")
-    assert time.monotonic() - started < 10  # the child went with it, its pipe too
+    assert time.monotonic() - started < 10
+    pid = int(child.read_text())
+    deadline = time.monotonic() + 5  # what the check started goes with it, not left behind
+    while Path(f"/proc/{pid}").exists() and "Z" not in _state(pid):
+        assert time.monotonic() < deadline, f"pid {pid} outlived its healthcheck"
+        time.sleep(0.05)
     assert found.state == "failing"
     assert found.checks[0].output == "waiting for the database\nno answer within 1s"
     script = rt.plugin("slow") / "healthcheck"
     script.chmod(0o644)
     found = health.check(rt.home, "slow")
     assert found.state == "failing" and "is not executable (chmod +x it)" in found.checks[0].output
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
