@@ -120,7 +120,7 @@ def _health(port: int, proc: subprocess.Popen[bytes]) -> dict[str, object] | Non
 def _check_web(runtime: Path) -> None:
     port = _free_port()
     override = runtime / "config" / "plugins" / f"{NAME}.ini"
-    override.write_text(f"[custom]\nport = {port}\n")
+    override.write_text(f"[extra_daemon_web]\nlisten = 127.0.0.1:{port}\n")
     with subprocess.Popen(_wrapper(NAME), stdout=subprocess.DEVNULL, env=tool_env()) as proc:
         try:
             health = wait_for("GET /health", lambda: _health(port, proc), timeout=20)

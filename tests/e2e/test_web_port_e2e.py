@@ -1,9 +1,10 @@
-"""The web template's workers share their port with each other only.
+"""A daemon's port is held by its runtime and shared by its own workers only.
 
 Two runtimes of the same user (a developer's copy and a production one) with the same
-plugin on the same port: with SO_REUSEPORT alone the kernel would split the traffic
-between them. The second `plugins.start` must fail, naming the port and who holds it,
-and the first keep every request; a plain program holding the port is refused too.
+plugin on the same port: with SO_REUSEPORT the kernel would split the traffic between
+them. The runtime binds the port without it (`running.sockets`), so the second
+`plugins.start` must fail, naming the port and who holds it, and the first keep every
+request; a program holding the port with SO_REUSEPORT is refused too.
 """
 
 from __future__ import annotations
@@ -51,10 +52,7 @@ def test_a_port_held_by_another_runtime_or_program_fails_the_start(tmp_path: Pat
         for home in homes:
             override = home / "config" / "plugins" / f"{NAME}.ini"
             override.parent.mkdir(parents=True)
-            override.write_text(
-                f"[custom]\nport = {port}\n[extra_daemon_web]\n"
-                f"healthcheck_url = http://127.0.0.1:{port}/health\n"
-            )
+            override.write_text(f"[extra_daemon_web]\nlisten = 127.0.0.1:{port}\n")
             _run([_script("plugins.install"), str(artifact)], PLUGIN_RUNTIME_HOME=str(home))
         production, development = homes
 
@@ -76,7 +74,8 @@ def test_a_port_held_by_another_runtime_or_program_fails_the_start(tmp_path: Pat
 
         second = _start(development)
         assert second.returncode == 1, second.stdout + second.stderr
-        assert f"port 127.0.0.1:{port} is already in use by pid" in second.stderr, second.stderr
+        held = f"cannot listen on 127.0.0.1:{port}: Address already in use by pid"
+        assert held in second.stderr, second.stderr
         # Every request still reaches the production workers.
         answered = {_pid_answering(port) for _ in range(40)}
         assert answered <= set(workers.values()), (answered, workers)
@@ -85,12 +84,13 @@ def test_a_port_held_by_another_runtime_or_program_fails_the_start(tmp_path: Pat
         # A program that sets SO_REUSEPORT itself is no sibling either.
         _run([_script("plugins.stop")], PLUGIN_RUNTIME_HOME=str(production))
         with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT
             squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             squatter.bind(("127.0.0.1", port))
             squatter.listen()
             third = _start(production)
         assert third.returncode == 1, third.stdout + third.stderr
-        assert f"is already in use by pid {os.getpid()}" in third.stderr
+        assert f"Address already in use by pid {os.getpid()}" in third.stderr, third.stderr
     finally:
         for home in homes:
             supervisor.stop(home)

@@ -80,7 +80,7 @@ def test_rollback_fails_cleanly_and_respects_requirers(
     assert snapshot(rt) == before
 
     # a failure while swapping leaves the current version and the archive as they were
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise ToolchainError("disk full")
 
     with monkeypatch.context() as patch:

@@ -16,7 +16,7 @@ import pytest
 from tests.support.plugin_factory import config_ini, metadata, pack, write_tree
 from toolchain.cli.plugins import install_main
 from toolchain.cli.services import status_main
-from toolchain.core.layout import Runtime
+from toolchain.core.layout import METADATA, Runtime
 from toolchain.running import health
 
 
@@ -41,18 +41,30 @@ def test_a_healthcheck_runs_in_the_plugin_env_and_sets_the_exit_code(
     assert "hello: health ok" in out and "check healthcheck: ok: checked hello" in out
     assert "plain: health none" in out
     failing = "#!/bin/sh\necho db down\nexit 3\n"
-    assert install_main(["--upgrade", str(_release(tmp_path, "hello", "2.0", failing))]) == 0
+    # An upgrade that fails its check is swapped back by itself: exit 1, output shown.
+    assert install_main(["--upgrade", str(_release(tmp_path, "hello", "2.0", failing))]) == 1
+    err = capsys.readouterr().err
+    assert "  healthcheck: db down\n  healthcheck: exit status 3\n" in err, err
+    assert err.strip().splitlines()[-1] == (
+        "ERROR: plugin hello 2.0-1 failed its health checks (healthcheck: db down / exit "
+        "status 3); 1.0-1 is back in place. Fix the release, then upgrade again"
+    )
+    assert json.loads((Runtime.current().plugin("hello") / METADATA).read_text())[
+        "version"] == "1.0"  # fmt: skip
+    assert status_main(["hello"]) == 0
+    # A first install has nothing to go back to: it stays, and is said to be failing.
+    assert install_main([str(_release(tmp_path, "sick", "1.0", failing))]) == 0
     capsys.readouterr()
     assert status_main([]) == 1
     out, err = capsys.readouterr()
-    assert "hello: health failing" in out
+    assert "sick: health failing" in out
     assert err.strip().splitlines() == [
-        "ERROR: 1 plugin(s) failing their health checks: hello (hello healthcheck: db down / "
+        "ERROR: 1 plugin(s) failing their health checks: sick (sick healthcheck: db down / "
         "exit status 3)"
     ]
-    assert status_main(["--json", "hello"]) == 1
+    assert status_main(["--json", "sick"]) == 1
     shown = json.loads(capsys.readouterr().out)
-    assert shown == [{"plugin": "hello", "daemons": [], "health": {"state": "failing", "checks": [
+    assert shown == [{"plugin": "sick", "daemons": [], "health": {"state": "failing", "checks": [
         {"check": "healthcheck", "ok": False, "output": "db down\nexit status 3"}]}}]  # fmt: skip
     assert status_main(["plain"]) == 0
     assert status_main(["nosuch"]) == 1

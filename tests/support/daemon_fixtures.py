@@ -44,7 +44,7 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) ->
 
 def running_pids(home: Path, group: str) -> dict[str, int] | None:
     """{process name: pid} of `group` when all its processes run, else None."""
-    procs = [p for p in supervisor.processes(home) if p.group == group]
+    procs = [p for p in supervisor.processes(home) if p.plugin == group]
     if procs and all(p.state == "RUNNING" and p.pid for p in procs):
         return {p.name: p.pid for p in procs}
     return None

@@ -71,6 +71,8 @@ def execute(
     except ToolchainError as exc:
         if args.debug:
             raise
+        for line in getattr(exc, "details", ()):  # what a failing check printed
+            print(f"  {line}", file=sys.stderr)
         error(str(exc))
         return EXIT_FAILURE
     except KeyboardInterrupt:

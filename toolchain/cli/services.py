@@ -54,7 +54,7 @@ def _status(args: argparse.Namespace) -> int:
     import time
 
     from toolchain.core.layout import Runtime
-    from toolchain.running import health, services
+    from toolchain.running import health, restarts, services
     from toolchain.runtime import registry
 
     rt = Runtime.current()
@@ -66,12 +66,13 @@ def _status(args: argparse.Namespace) -> int:
     processes = supervisor.processes(home) if running else []
     report: list[dict[str, Any]] = []
     idle: list[str] = []
-    now = int(time.time())
+    now, restarted = int(time.time()), restarts.read(home)
     for name in args.name or installed:
         daemons = [
             {"name": p.name, "state": p.state, "pid": p.pid,
-             "age_s": now - p.started if p.state == "RUNNING" else None}
-            for p in processes if p.group == name
+             "age_s": now - p.started if p.state == "RUNNING" else None,
+             "restarts": restarted.get(p.spec, 0)}
+            for p in processes if p.plugin == name
         ]  # fmt: skip
         env = services.environment(home, name)
         if not running and services.effective_config(home, name, env):
@@ -88,7 +89,7 @@ def _status(args: argparse.Namespace) -> int:
             f"the process manager of {home} is not running; start it with plugins.start "
             f"(daemons of {', '.join(idle)})"
         )
-    shown = [p for p in processes if not args.name or p.group in args.name]
+    shown = [p for p in processes if not args.name or p.plugin in args.name]
     _fail_if_any(home, [p for p in shown if p.state in supervisor.FAILING], "not running")
     failing = [r for r in report if r["health"]["state"] == "failing"]
     if failing:
@@ -111,8 +112,9 @@ def _print_status(report: list[dict[str, Any]]) -> None:
             print(f"  check {check['check']}: {'ok' if check['ok'] else 'FAILING'}: {last}")
         for daemon in row["daemons"]:
             age = f", up {daemon['age_s']}s" if daemon["age_s"] is not None else ""
+            again = f", {daemon['restarts']} restart(s)" if daemon["restarts"] else ""
             spec = f"{row['plugin']}:{daemon['name']}"
-            print(f"  daemon {spec}: {daemon['state']}, pid {daemon['pid']}{age}")
+            print(f"  daemon {spec}: {daemon['state']}, pid {daemon['pid']}{age}{again}")
 
 
 def _reload(args: argparse.Namespace) -> int:

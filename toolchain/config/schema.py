@@ -77,8 +77,8 @@ def _loopback_url(value: str) -> str | None:
     """An http URL on this machine's loopback (what a health check may call), or empty."""
     from urllib.parse import urlsplit
 
-    if not value.strip():
-        return None
+    if not value.strip() or value.strip().startswith("/"):
+        return None  # a path: on the daemon's own `listen` address
     try:
         url = urlsplit(value.strip())
         ok = url.scheme in ("http", "https") and url.hostname in ("127.0.0.1", "localhost", "::1")
@@ -87,8 +87,21 @@ def _loopback_url(value: str) -> str | None:
         ok = False
     if not ok:
         return (
-            f"{shorten(value)!r} is not an http URL on the loopback (127.0.0.1, localhost, [::1])"
+            f"{shorten(value)!r} is not an http URL on the loopback (127.0.0.1, localhost, [::1]) "
+            "nor a path on the daemon's listen address (/health)"
         )
+    return None
+
+
+def _listen(value: str) -> str | None:
+    from toolchain.core import listen
+
+    if not value.strip():
+        return None
+    try:
+        listen.parse(value)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 
@@ -137,7 +150,9 @@ DAEMON: dict[str, Key] = {
     "rlimit_fsize": Key(_int(0), default="0"),
     "log_split_stdout_stderr": Key(_bool, default="0"),
     "log_split_multiple_workers": Key(_bool, default="0"),
-    # GET it on the loopback: a 2xx answer within the timeout (seconds) is healthy.
+    # HOST:PORT the runtime listens on and hands to every worker as fd 3 (running.sockets).
+    "listen": Key(_listen, default=""),
+    # GET it on the loopback (or a path on `listen`): a 2xx within the timeout is healthy.
     "healthcheck_url": Key(_loopback_url, default=""),
     "healthcheck_timeout": Key(_int(1), default="10"),
 }

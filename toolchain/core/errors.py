@@ -83,3 +83,12 @@ class ResolutionError(InstallError):
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
         listed = "; ".join(f"({i}) {p}" for i, p in enumerate(problems, 1))
         super().__init__(f"nothing installed: {count} with plugin dependencies: {listed}")
+
+
+class UnhealthyError(InstallError):
+    """Raised when a new version failed its health checks and the previous one is back;
+    `details` holds the failing check's output, printed before the one-line error."""
+
+    def __init__(self, message: str, details: list[str]) -> None:
+        self.details = list(details)
+        super().__init__(message)

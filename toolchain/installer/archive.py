@@ -23,10 +23,14 @@ log = logging.getLogger(__name__)
 
 
 def slot(rt: Runtime, name: str, tid: str) -> Path | None:
-    """Where transaction `tid` archives the installed `name`; None when nothing is kept."""
+    """Where transaction `tid` archives the installed `name`; None when nothing is kept.
+
+    Archived even when `$PLUGIN_ARCHIVE_KEEP` is 0: the health gate may swap it back
+    (`gate`); `prune` drops it once the command is done.
+    """
     current = rt.plugin(name)
     devlinked = registry.entry_kind(rt, name) is registry.EntryKind.DEVLINK
-    if archive_keep() == 0 or devlinked or not (current / METADATA).is_file():
+    if devlinked or not (current / METADATA).is_file():
         return None  # nothing installed, a devlink, or a broken entry
     return rt.archive / name / f"{time.time_ns():020d}-{tid}"
 

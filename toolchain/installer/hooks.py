@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from toolchain.core.errors import ToolchainError
 from toolchain.core.layout import Runtime
 from toolchain.installer import overrides
+
+if TYPE_CHECKING:
+    from toolchain.running.health import Check
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +30,34 @@ def _running(which: str, rt: Runtime, name: str) -> None:
         log.warning("plugin %s: cron jobs and daemons not updated: %s", name, exc)
 
 
-def finalize(rt: Runtime, name: str, warnings: Sequence[str] = ()) -> None:
-    """After a commit: create the override file if absent, start cron jobs and daemons;
-    log the `warnings` of its staging (what PLUGIN_SIGNATURE_POLICY=warn let in)."""
+def finalize(
+    rt: Runtime,
+    name: str,
+    warnings: Sequence[str] = (),
+    *,
+    gate: bool = False,
+    restart: bool = True,
+) -> Check | None:
+    """After a commit: create the override file if absent, start cron jobs and daemons
+    (running workers are swapped for new ones, `running.hotswap`); log the `warnings` of
+    its staging (what PLUGIN_SIGNATURE_POLICY=warn let in).
+
+    With `gate`, wait for the plugin to pass its health checks: the first failing check
+    is returned when it does not (None: healthy, or nothing to check).
+    Without `restart`, daemons whose program files did not change keep running.
+    """
+    from toolchain.running import hotswap  # supervisor's client: only when something changed
+
     for warning in warnings:
         log.warning("%s", warning)
     overrides.write_template(rt, name)
     warn_unknown_keys(rt, name)
-    _running("after_install", rt, name)
+    try:
+        found = hotswap.apply(rt.home, name, gate_it=gate, restart=restart)
+    except ToolchainError as exc:
+        log.warning("plugin %s: cron jobs and daemons not updated: %s", name, exc)
+        return None
+    return next((c for c in found.checks if not c.ok), None)
 
 
 def warn_unknown_keys(rt: Runtime, name: str) -> None:

@@ -41,6 +41,7 @@ from toolchain.core.layout import CONFIG_INI, INSTALL_RECORD, METADATA, VENV, Ru
 from toolchain.core.names import check_name
 from toolchain.installer import (
     archive,
+    gate,
     hooks,
     journal,
     pins,
@@ -312,10 +313,8 @@ def transaction(rt: Runtime, steps: Sequence[Step], *, force_pins: bool = False)
             for s in staged
         ]
 
-        def after() -> None:
-            for item in staged:
-                hooks.finalize(rt, item.name, item.warnings)
-
+        warned, failed = {s.name: s.warnings for s in staged}, []
+        after = lambda: failed.extend(gate.after_commit(rt, moves, warned))  # noqa: E731
         journal.commit(rt, tid, moves, after=after)
     except BaseException:
         _abort(rt, tid)
@@ -323,6 +322,7 @@ def transaction(rt: Runtime, steps: Sequence[Step], *, force_pins: bool = False)
     recovery.collect_venvs(rt)
     for item in staged:
         archive.prune(rt, item.name)
+    gate.raise_if(failed)
     return changes
 
 

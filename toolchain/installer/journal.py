@@ -101,7 +101,7 @@ def exchange(a: Path, b: Path) -> bool:
     return True
 
 
-def _identity(path: Path) -> list[int] | None:
+def identity(path: Path) -> list[int] | None:
     """The inode of an entry (never followed). Entries of one commit share a directory,
     hence a device; the device number itself may change across a reboot (overlayfs,
     btrfs, renumbered disks), so it is not part of the identity."""
@@ -130,7 +130,7 @@ def write_journal(runtime: Runtime, tid: str, moves: list[Move]) -> Path:
             "backup": str(m.backup),
             "archive": str(m.archive) if m.archive else None,
             # Tells recovery whether the exchange happened: the entry at NAME is then this one.
-            "staged": _identity(m.staging) if m.staging else None,
+            "staged": identity(m.staging) if m.staging else None,
         }
         for m in moves
     ]
@@ -178,7 +178,7 @@ def _apply(runtime: Runtime, move: Move, staged: list[int] | None) -> None:
         return  # already in place, and what it replaced already moved aside
     if _exists(target) and not _exists(move.backup):
         if move.staging is not None:
-            if staged is None or _identity(target) != staged[-1:]:
+            if staged is None or identity(target) != staged[-1:]:
                 if not exchange(move.staging, target):
                     rename(target, move.backup)
                     failpoint("backup-renamed")
@@ -217,7 +217,7 @@ def commit(
     moves: list[Move],
     *,
     before: Callable[[], None] | None = None,
-    after: Callable[[], None] | None = None,
+    after: Callable[[], object] | None = None,
 ) -> None:
     """Swap every staging entry into place (or remove entries) as one transaction.
 
@@ -231,7 +231,7 @@ def commit(
     except OSError as exc:
         raise InstallError(f"{runtime.plugins}: cannot write the journal: {exc}") from None
     failpoint("journal-written")
-    staged = [_identity(m.staging) if m.staging else None for m in moves]
+    staged = [identity(m.staging) if m.staging else None for m in moves]
     try:
         if before is not None:
             before()
@@ -269,10 +269,13 @@ def _read_journal(path: Path) -> tuple[list[Move], list[list[int] | None]] | Non
     return moves, staged
 
 
-def recover(runtime: Runtime, hooks: Callable[[list[Move]], None]) -> list[str]:
+def recover(
+    runtime: Runtime, hooks: Callable[[list[Move], list[list[int] | None]], None]
+) -> list[str]:
     """Finish or revert what an interrupted command left; return the names it changed.
 
-    A journal's moves are completed, then `hooks` runs for them, then the journal goes.
+    A journal's moves are completed, then `hooks` runs for them (with the identity each
+    one's staging entry had), then the journal goes.
     """
     plugins = runtime.plugins
     if not plugins.is_dir():
@@ -286,7 +289,7 @@ def recover(runtime: Runtime, hooks: Callable[[list[Move]], None]) -> list[str]:
         log.warning("%s: completing an interrupted commit", journal)
         moves, staged = read
         _finish(runtime, moves, staged)
-        hooks(moves)
+        hooks(moves, staged)
         remove_journal(journal)
         done += [m.name for m in moves]
     for entry in sorted(plugins.iterdir()):

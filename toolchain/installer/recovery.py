@@ -17,20 +17,26 @@ log = logging.getLogger(__name__)
 
 def recover(runtime: Runtime) -> None:
     """Complete or revert interrupted transactions, then drop what no entry uses."""
-    journal.recover(runtime, lambda moves: _finish_hooks(runtime, moves))
+    journal.recover(runtime, lambda moves, staged: _finish_hooks(runtime, moves, staged))
     collect_venvs(runtime)
     _collect_leftovers(runtime)
 
 
-def _finish_hooks(runtime: Runtime, moves: list[journal.Move]) -> None:
-    """What an interrupted commit did not get to: the hooks of each of its entries."""
-    from toolchain.installer import hooks  # config and the running side: only then
+def _finish_hooks(
+    runtime: Runtime, moves: list[journal.Move], staged: list[list[int] | None]
+) -> None:
+    """What an interrupted commit did not get to: the hooks of each of its entries, with
+    the health gate (a version that fails it is swapped back, and said so)."""
+    from toolchain.installer import gate, hooks  # config and the running side: only then
 
     for move in moves:
-        if entry_exists(runtime, move.name):
-            hooks.finalize(runtime, move.name)
-        else:
+        if not entry_exists(runtime, move.name):
             hooks.after_uninstall(runtime, move.name)
+    for failed in gate.after_commit(runtime, moves, staged=staged):
+        log.warning(
+            "plugin %s %s failed its health checks; %s is back in place: %s",
+            failed.name, failed.new, failed.back, failed.output.replace("\n", " / "),
+        )  # fmt: skip
 
 
 def _collect_leftovers(runtime: Runtime) -> None:
@@ -38,7 +44,8 @@ def _collect_leftovers(runtime: Runtime) -> None:
 
     Its staging's requirements file in tmp/, the env cache of a plugin it uninstalled, and
     the archived copy of the version a rollback restored (identical to the installed one:
-    a second rollback would install it again).
+    a second rollback would install it again), and a cancelled tree the health gate was
+    dropping from the archive.
     """
     for leftover in runtime.tmp.glob(".requirements-*") if runtime.tmp.is_dir() else []:
         leftover.unlink(missing_ok=True)
@@ -48,6 +55,8 @@ def _collect_leftovers(runtime: Runtime) -> None:
         if cached.name.startswith(".") or not entry_exists(runtime, name):
             cached.unlink(missing_ok=True)
     for directory in runtime.archive.iterdir() if runtime.archive.is_dir() else []:
+        for cancelled in directory.glob(".*"):  # a tree the health gate was dropping
+            journal.drop(cancelled)
         _drop_archived_copy(runtime, directory.name)
 
 

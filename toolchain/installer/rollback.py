@@ -15,7 +15,7 @@ from toolchain.core.errors import InstallError, NotInstalled, ResolutionError
 from toolchain.core.layout import MANIFEST, REQ_OUT, VENV, Runtime
 from toolchain.installer import (
     archive,
-    hooks,
+    gate,
     inspection,
     install,
     journal,
@@ -86,13 +86,19 @@ def rollback(rt: Runtime, name: str, *, force: bool = False) -> install.Change:
         if (staged / REQ_OUT).is_file():  # its pins changed now: make in a requirer sees it
             os.utime(staged / REQ_OUT)
         stage.prepare(rt, name, staged, tid)
-        # The cancelled version is not archived: a second rollback goes further back.
-        journal.commit(rt, tid, [journal.Move(name, staged, journal.backup_path(rt, name, tid))])
+        # The cancelled version is archived only until the restored one passes its checks.
+        cancelled = archive.slot(rt, name, tid)
+        moves = [journal.Move(name, staged, journal.backup_path(rt, name, tid), cancelled)]
+        failed: list[gate.Failed] = []
+        journal.commit(rt, tid, moves, after=lambda: failed.extend(gate.after_commit(rt, moves)))
     except BaseException:
         install.abort(rt, tid)
         raise
-    journal.drop(newest.path)
+    if not failed:  # a second rollback goes further back
+        journal.drop(newest.path)
+        if cancelled is not None:
+            journal.drop(cancelled)
     recovery.collect_venvs(rt)
-    hooks.finalize(rt, name)
+    gate.raise_if(failed)
     was = f"{current.version}-{current.release}" if current else None
     return install.Change(name, newest.version, newest.release, was)

@@ -2,8 +2,11 @@
 
 supervisord runs `python -m toolchain.running.daemon_exec SPEC.json DAEMON`; the spec, written
 with the program files, holds the command (through `plugin_wrapper`, so it runs in the
-plugin env) and the limits. The process then becomes the daemon: same pid, so the
-process manager's signals and `/proc/PID/limits` apply to it.
+plugin env), the limits and the `listen` address. A daemon that listens gets the runtime's
+socket for it (`sockets`) as fd 3, announced as systemd does: `LISTEN_FDS=1`,
+`LISTEN_PID` (this pid: `plugin_wrapper` execs too) and `LISTEN_FDNAMES` (the daemon's
+name). The process then becomes the daemon: same pid, so the process manager's signals
+and `/proc/PID/limits` apply to it.
 """
 
 from __future__ import annotations
@@ -27,7 +30,22 @@ def load(spec: Path, daemon: str) -> dict[str, Any]:
         raise ExecError(f"{spec}: no usable entry for daemon {daemon!r}: {exc}") from None
     if not isinstance(entry, dict):
         raise ExecError(f"{spec}: entry of daemon {daemon!r} is not an object")
-    return entry
+    return {**entry, "plugin": doc.get("plugin"), "sockets": doc.get("sockets")}
+
+
+def take_socket(entry: dict[str, Any], name: str) -> None:
+    """Put the daemon's listening socket at fd 3 and say so in the environment."""
+    from toolchain.running import sockets
+
+    if not entry.get("sockets"):
+        raise ExecError("its program file names no socket holder: plugins.reload rewrites it")
+    fd = sockets.fetch(Path(str(entry["sockets"])), str(entry["plugin"]), str(entry["listen"]))
+    if fd != sockets.FD:
+        os.dup2(fd, sockets.FD)  # inheritable, unlike the received fd
+        os.close(fd)
+    else:
+        os.set_inheritable(fd, True)
+    os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()), LISTEN_FDNAMES=name)
 
 
 def apply_limits(limits: dict[str, int]) -> None:
@@ -55,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         entry = load(Path(args[0]), args[1])
         apply_limits({str(k): int(v) for k, v in entry.get("rlimits", {}).items()})
         command = [str(c) for c in entry["exec"]]
+        if entry.get("listen"):
+            take_socket(entry, args[1])
     except (ExecError, KeyError, TypeError, ValueError) as exc:
         print(f"ERROR: daemon {args[1]}: {exc}", file=sys.stderr)
         return 1

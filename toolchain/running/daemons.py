@@ -33,6 +33,7 @@ class Daemon:
     rlimits: dict[str, int] = field(default_factory=dict)
     split_streams: bool = False
     split_workers: bool = False
+    listen: str = ""  # HOST:PORT the runtime holds for its workers (running.sockets)
 
     @property
     def program(self) -> str:
@@ -80,6 +81,7 @@ def daemons_of(plugin: str, merged: Mapping[str, Mapping[str, str]]) -> list[Dae
                 rlimits=limits,
                 split_streams=values["log_split_stdout_stderr"].strip().lower() in _TRUE,
                 split_workers=values["log_split_multiple_workers"].strip().lower() in _TRUE,
+                listen=values.get("listen", "").strip(),
             )
         )
     return found

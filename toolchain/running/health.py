@@ -3,8 +3,9 @@
 A plugin may ship an executable `healthcheck` at its root: it runs in the plugin env
 (exit 0: healthy; its last lines of output are kept), within `$PLUGIN_HEALTHCHECK_TIMEOUT`
 seconds (default 30). Any daemon section may name `healthcheck_url`, an http URL on the
-loopback that must answer 2xx within `healthcheck_timeout` seconds (default 10); no proxy
-is asked. A plugin with neither has no health (`none`).
+loopback (or a path, on the daemon's `listen` address) that must answer 2xx within
+`healthcheck_timeout` seconds (default 10); no proxy is asked. A plugin with neither has
+no health (`none`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolchain.core import settings
+from toolchain.core import listen, settings
 from toolchain.core.layout import Runtime
 from toolchain.running import services
 
@@ -110,7 +111,13 @@ def check(home: Path, name: str) -> Health:
         health.checks.append(script)
     for section, keys in sorted(services.effective_config(home, name, env).items()):
         url = keys.get("healthcheck_url", "").strip()
-        if url:
-            timeout = float(keys.get("healthcheck_timeout") or 10)
-            health.checks.append(_url(section, url, timeout))
+        if not url:
+            continue
+        try:
+            url = listen.health_url(url, keys.get("listen", "").strip())
+        except ValueError as exc:
+            health.checks.append(Check(section, False, str(exc)))
+            continue
+        timeout = float(keys.get("healthcheck_timeout") or 10)
+        health.checks.append(_url(section, url, timeout))
     return health

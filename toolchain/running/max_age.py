@@ -1,6 +1,8 @@
 """supervisord event listener: gracefully restart daemon workers older than their max_age.
 
-Runs as the runtime's `plugin_max_age` event listener, woken by TICK_5 events. The
+Runs as the runtime's `plugin_max_age` event listener, woken by TICK_5 events; it also
+hands the events of starting processes and added groups to `restarts`, which counts
+restarts. The
 `max_age` of each program comes from the plugin program specs (`supervisor.d/*.json`).
 At most one worker per program is restarted per tick, so that a program with several
 workers started together never loses all of them at once.
@@ -62,12 +64,22 @@ def main(argv: list[str] | None = None) -> int:
 
     from supervisor import childutils
 
+    from toolchain.core import settings
+    from toolchain.running import restarts
+
     args = sys.argv[1:] if argv is None else argv
     spec_dir = Path(args[0])
+    home = Path(settings.runtime_home())
     rpc = childutils.getRPCInterface(os.environ)
     while True:
-        headers, _payload = childutils.listener.wait(sys.stdin, sys.stdout)
-        if str(headers.get("eventname", "")).startswith("TICK"):
+        headers, payload = childutils.listener.wait(sys.stdin, sys.stdout)
+        event = str(headers.get("eventname", ""))
+        if event in ("PROCESS_STATE_STARTING", "PROCESS_GROUP_ADDED"):
+            try:
+                restarts.record(home, event, childutils.get_headers(payload.split("\n", 1)[0]))
+            except OSError as exc:
+                print(f"restart count not kept: {exc}", file=sys.stderr)
+        elif event.startswith("TICK"):
             try:
                 tick(rpc, spec_dir)
             except (OSError, xmlrpc.client.Error) as exc:

@@ -2,9 +2,13 @@
 
 One supervisord per runtime, listening on a unix socket only its user can open. Each
 plugin with daemons is one process group, described by `config/supervisor.d/NAME.conf`
-(programs) and `NAME.json` (what each program executes, read by `daemon_exec`); the
+(programs) and `GROUP.json` (what each program executes, read by `daemon_exec`); the
 commands themselves never go through supervisor's ini syntax, whose inline comments and
 `%` expansion would change them.
+
+A plugin's group is `NAME` or `NAME@b`: an upgrade starts the new version's group in the
+other slot while the old one still serves (`hotswap`). NAME.conf names the group that
+should run.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from toolchain.core.scripts import console_script, interpreter
 from toolchain.running.daemons import Daemon, log_dir, log_files
 
 MAX_AGE_LISTENER = "plugin_max_age"
+SLOT_B = "@b"  # plugin names hold no '@'
+_GROUP_LINE = "[group:"
 _WORKER = "%(process_num)d"
 LOG_MAX_BYTES = "10MB"
 LOG_BACKUPS = 5
@@ -57,6 +63,21 @@ def socket_path(home: Path) -> Path:
         return inside
     digest = hashlib.sha256(os.fsencode(home)).hexdigest()[:16]
     return Path("/tmp") / f"plg-{digest}" / "supervisor.sock"
+
+
+def sockets_path(home: Path) -> Path:
+    """Where workers ask for their listening sockets (`sockets`), beside the control socket."""
+    return socket_path(home).with_name("sockets.sock")
+
+
+def plugin_of(group: str) -> str:
+    """The plugin a process group belongs to."""
+    return group.removesuffix(SLOT_B)
+
+
+def other_slot(group: str) -> str:
+    """The group the next version of `group`'s plugin starts in."""
+    return plugin_of(group) if group.endswith(SLOT_B) else group + SLOT_B
 
 
 def prepare_socket_dir(path: Path) -> None:
@@ -110,13 +131,18 @@ def render_main(home: Path) -> str:
         "[rpcinterface:supervisor]",
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
         "",
+        "[rpcinterface:plugin_sockets]",
+        "supervisor.rpcinterface_factory = toolchain.running.sockets:make_interface",
+        f"path = {_ini(sockets_path(home), 'socket')}",
+        f"specs = {_ini(config_dir(home), 'config')}",
+        "",
         "[supervisorctl]",
         f"serverurl = unix://{_ini(sock, 'socket')}",
         "",
         f"[eventlistener:{MAX_AGE_LISTENER}]",
         f"command = {_ini(interpreter(), 'python')} -m toolchain.running.max_age "
         f"{_ini(config_dir(home), 'config')}",
-        "events = TICK_5",
+        "events = TICK_5,PROCESS_STATE_STARTING,PROCESS_GROUP_ADDED",
         "stdout_logfile = NONE",
         "autorestart = true",
         f"stderr_logfile = {_ini(home / 'log' / 'max_age.log', 'log')}",
@@ -185,6 +211,23 @@ class PluginPrograms:
     daemons: list[Daemon]
     watch: bool
     digest: str
+    group: str = ""  # its process group: the plugin's name (slot a) or NAME@b
+
+    @property
+    def group_name(self) -> str:
+        return self.group or self.plugin
+
+
+def configured_group(home: Path, plugin: str) -> str | None:
+    """The group NAME.conf runs for `plugin`; None without program files."""
+    try:
+        text = (config_dir(home) / f"{plugin}.conf").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(_GROUP_LINE) and line.endswith("]"):
+            return line[len(_GROUP_LINE) : -1]
+    return None
 
 
 def write_plugin(home: Path, programs: PluginPrograms) -> None:
@@ -192,19 +235,39 @@ def write_plugin(home: Path, programs: PluginPrograms) -> None:
     if not programs.daemons:
         remove_plugin(home, programs.plugin)
         return
-    directory = config_dir(home)
-    directory.mkdir(parents=True, exist_ok=True)
+    config_dir(home).mkdir(parents=True, exist_ok=True)
     log_dir(home, programs.plugin).mkdir(parents=True, exist_ok=True)
-    spec = directory / f"{programs.plugin}.json"
+    for path, text in render_plugin(home, programs).items():
+        write_if_changed(path, text)
+
+
+def is_written(home: Path, programs: PluginPrograms) -> bool:
+    """Whether the program files of `programs` are on disk as they would be written."""
+    for path, text in render_plugin(home, programs).items():
+        try:
+            if path.read_text(encoding="utf-8") != text:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def render_plugin(home: Path, programs: PluginPrograms) -> dict[Path, str]:
+    """{path: text} of the program files of one plugin with daemons."""
+    directory = config_dir(home)
+    group = programs.group_name
+    spec = directory / f"{group}.json"
     wrapper = str(console_script("plugin_wrapper"))
     doc: dict[str, Any] = {
         "plugin": programs.plugin,
+        "sockets": str(sockets_path(home)),
         "daemons": {
             d.name: {
                 "program": d.program,
                 "exec": [wrapper, programs.plugin, "--", *d.argv],
                 "rlimits": d.rlimits,
                 "max_age": d.max_age,
+                "listen": d.listen,
             }
             for d in programs.daemons
         },
@@ -232,15 +295,23 @@ def write_plugin(home: Path, programs: PluginPrograms) -> None:
             "stdout_logfile_backups = 1",
             "",
         ]
-    lines += [f"[group:{programs.plugin}]", f"programs = {','.join(names)}", ""]
-    write_if_changed(spec, json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    write_if_changed(directory / f"{programs.plugin}.conf", "\n".join(lines))
+    lines += [f"{_GROUP_LINE}{group}]", f"programs = {','.join(names)}", ""]
+    return {
+        spec: json.dumps(doc, indent=1, sort_keys=True) + "\n",
+        directory / f"{programs.plugin}.conf": "\n".join(lines),
+    }
+
+
+def remove_spec(home: Path, group: str) -> None:
+    """Remove what a group's workers read once that group is gone."""
+    (config_dir(home) / f"{group}.json").unlink(missing_ok=True)
 
 
 def remove_plugin(home: Path, plugin: str) -> None:
     """Remove the program files of one plugin."""
-    for suffix in (".conf", ".json"):
-        (config_dir(home) / f"{plugin}{suffix}").unlink(missing_ok=True)
+    (config_dir(home) / f"{plugin}.conf").unlink(missing_ok=True)
+    for group in (plugin, plugin + SLOT_B):
+        remove_spec(home, group)
 
 
 def configured_plugins(home: Path) -> list[str]:

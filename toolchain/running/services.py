@@ -90,6 +90,7 @@ def programs_of(home: Path, name: str) -> programs.PluginPrograms:
         daemons=daemons,
         watch=bool(daemons) and is_devlinked(home, name),
         digest=digest,
+        group=programs.configured_group(home, name) or name,  # the slot it runs in
     )
 
 
@@ -182,11 +183,12 @@ def _follow(
     _finish(problems)
 
 
-def after_install(name: str, home: Path | None = None) -> None:
-    """Hook run once plugin `name` is installed or upgraded: cron jobs and daemons follow."""
+def after_install(name: str, home: Path | None = None, *, restart: bool = True) -> None:
+    """Hook run once plugin `name` is installed or upgraded: cron jobs and daemons follow
+    (restarted, unless `restart` is False and their program files did not change)."""
     home = home or Runtime.current().home
     problems = _sync_programs(home, [name])
-    _follow(home, problems, [name], apply=not problems, restart=True)
+    _follow(home, problems, [name], apply=not problems, restart=restart)
 
 
 def before_uninstall(name: str, home: Path | None = None) -> None:

@@ -25,7 +25,9 @@ from toolchain.running.programs import (
     daemon_log,
     main_config,
     pid_file,
+    plugin_of,
     prepare_socket_dir,
+    remove_spec,
     render_main,
     socket_path,
     write_if_changed,
@@ -170,6 +172,11 @@ class Process:
         """`group:name`, as supervisor names it."""
         return f"{self.group}:{self.name}"
 
+    @property
+    def plugin(self) -> str:
+        """The plugin it is a worker of (its group is the plugin's, in either slot)."""
+        return plugin_of(self.group)
+
 
 def processes(home: Path) -> list[Process]:
     """Every process of the runtime's supervisord."""
@@ -195,12 +202,19 @@ def processes(home: Path) -> list[Process]:
 FAILING = frozenset({"BACKOFF", "FATAL", "EXITED", "UNKNOWN"})
 
 
-def settle(home: Path, plugins: Iterable[str] | None = None, wait: float = 15.0) -> list[Process]:
-    """Wait until no process (of `plugins`) is still STARTING; return those failing."""
+def settle(
+    home: Path, plugins: Iterable[str] | None = None, wait: float = 15.0, by_group: bool = False
+) -> list[Process]:
+    """Wait until no process (of `plugins`, or of these groups) is still STARTING; return
+    those failing."""
     wanted = set(plugins) if plugins is not None else None
     deadline = time.monotonic() + wait
     while True:
-        found = [p for p in processes(home) if wanted is None or p.group in wanted]
+        found = [
+            p
+            for p in processes(home)
+            if wanted is None or (p.group if by_group else p.plugin) in wanted
+        ]
         if not any(p.state == "STARTING" for p in found) or time.monotonic() > deadline:
             return [p for p in found if p.state in FAILING]
         time.sleep(0.2)
@@ -216,7 +230,8 @@ def log_tail(home: Path, process: Process, lines: int = 5) -> list[str]:
     return [line for line in str(text).splitlines() if line.strip()][-lines:]
 
 
-def _call(proxy: Any, method: str, *args: Any) -> Any:
+def call(proxy: Any, method: str, *args: Any) -> Any:
+    """One XML-RPC call; a fault or a lost socket is one ProcessManagerError."""
     try:
         return getattr(proxy.supervisor, method)(*args)
     except xmlrpc.client.Fault as exc:
@@ -237,33 +252,35 @@ def apply(home: Path, plugins: Iterable[str] | None = None, *, restart: bool = F
 
 
 def _apply(home: Path, proxy: Any, plugins: list[str] | None, restart: bool) -> None:
-    added, changed, removed = _call(proxy, "reloadConfig")[0]
+    added, changed, removed = call(proxy, "reloadConfig")[0]
     scope = None if plugins is None else {*plugins, MAX_AGE_LISTENER}
     for group in [*removed, *changed]:
-        if scope is None or group in scope:
-            _call(proxy, "stopProcessGroup", group, True)
-            _call(proxy, "removeProcessGroup", group)
+        if scope is None or plugin_of(group) in scope:
+            call(proxy, "stopProcessGroup", group, True)
+            call(proxy, "removeProcessGroup", group)
+            if group in removed:
+                remove_spec(home, group)
     for group in [*added, *changed]:
-        if scope is None or group in scope:
-            _call(proxy, "addProcessGroup", group)
+        if scope is None or plugin_of(group) in scope:
+            call(proxy, "addProcessGroup", group)
     if restart and plugins is not None:
         running = {p.group for p in processes(home)}
-        for group in plugins:
-            if group in running and group not in added and group not in changed:
-                _call(proxy, "stopProcessGroup", group, True)
-                _call(proxy, "startProcessGroup", group, False)
+        for group in sorted(running):
+            if plugin_of(group) in plugins and group not in added and group not in changed:
+                call(proxy, "stopProcessGroup", group, True)
+                call(proxy, "startProcessGroup", group, False)
 
 
 def restart_programs(home: Path, plugin: str, programs: Iterable[str]) -> list[str]:
     """Restart the processes of `programs` in `plugin`'s group; return their specs."""
     wanted = set(programs)
     chosen = [
-        p for p in processes(home) if p.group == plugin and p.name.rsplit(".", 1)[0] in wanted
+        p for p in processes(home) if p.plugin == plugin and p.name.rsplit(".", 1)[0] in wanted
     ]
     with client(home) as proxy:
         for process in chosen:
             if process.state in ("RUNNING", "STARTING", "BACKOFF"):
-                _call(proxy, "stopProcess", process.spec, True)
+                call(proxy, "stopProcess", process.spec, True)
         for process in chosen:
-            _call(proxy, "startProcess", process.spec, False)
+            call(proxy, "startProcess", process.spec, False)
     return [p.spec for p in chosen]

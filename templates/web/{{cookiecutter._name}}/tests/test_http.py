@@ -19,7 +19,8 @@ class HttpServiceTest(unittest.TestCase):
     def test_health_answers_ok(self) -> None:
         module = os.environ.get("PLUGIN_MODULE", "plugins").upper()
         port = free_port()
-        env = dict(os.environ, **{f"{module}_CURRENT_PLUGIN_CUSTOM_PORT": str(port)})
+        listen = {f"{module}_CURRENT_PLUGIN_EXTRA_DAEMON_WEB_LISTEN": f"127.0.0.1:{port}"}
+        env = dict(os.environ, **listen)
         proc = subprocess.Popen(["{{ cookiecutter._name }}"], env=env, stdout=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 10
