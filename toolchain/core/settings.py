@@ -173,6 +173,14 @@ def failpoint() -> str | None:
     return os.environ.get(FAILPOINT) or None
 
 
+def crash_at(point: str) -> None:
+    """Kill this process with SIGKILL when `$PLUGIN_FAILPOINT` names `point` (crash tests)."""
+    if failpoint() == point:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def source_date_epoch(error: type[Exception] = ToolchainError) -> int:
     """`$SOURCE_DATE_EPOCH` (reproducible builds) when set, else now; `error` if not an integer."""
     value = os.environ.get(SOURCE_DATE_EPOCH)

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,10 +55,7 @@ def backup_path(runtime: Runtime, name: str, tid: str) -> Path:
     return runtime.plugins / f"{BACKUP}{name}-{tid}"
 
 
-def failpoint(point: str) -> None:
-    """Kill this process with SIGKILL when `$PLUGIN_FAILPOINT` names `point` (crash tests)."""
-    if settings.failpoint() == point:
-        os.kill(os.getpid(), signal.SIGKILL)
+failpoint = settings.crash_at
 
 
 def fsync_dir(path: Path) -> None:

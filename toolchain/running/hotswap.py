@@ -118,6 +118,7 @@ def gate(home: Path, plugin: str, groups: list[str], old: set[int]) -> health.He
             with paused(old):
                 _signal_groups(new, signal.SIGCONT)
                 try:
+                    settings.crash_at("hotswap-checking")  # old workers paused
                     found = health.check(home, plugin)
                 finally:
                     _signal_groups(new, signal.SIGSTOP)
@@ -145,6 +146,8 @@ def swap(home: Path, new: programs.PluginPrograms, *, gate_it: bool = True) -> h
     conf = programs.config_dir(home) / f"{plugin}.conf"
     present = groups_of(home, plugin)
     named = programs.configured_group(home, plugin)
+    # A swap killed half-way may have left workers paused.
+    _signal_groups({p.pid for procs in present.values() for p in procs if p.pid}, signal.SIGCONT)
     with supervisor.client(home) as proxy:
         if len(present) > 1:  # a swap was interrupted: keep the group NAME.conf names
             for group in sorted(present):
@@ -152,12 +155,12 @@ def swap(home: Path, new: programs.PluginPrograms, *, gate_it: bool = True) -> h
                     _drop_group(home, proxy, group)
                     del present[group]
         (old,) = present
-        _signal_groups({p.pid for p in present[old] if p.pid}, signal.SIGCONT)
         previous = conf.read_text(encoding="utf-8") if conf.is_file() else None
         group = programs.other_slot(old)
         programs.write_plugin(home, dataclasses.replace(new, group=group))
         _call(proxy, "reloadConfig")
         _call(proxy, "addProcessGroup", group)
+    settings.crash_at("hotswap-started")
     pause = {p.pid for p in present[old] if p.pid and p.state == "RUNNING"}
     found = gate(home, plugin, [group], pause) if gate_it else health.Health()
     with supervisor.client(home) as proxy:
