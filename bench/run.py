@@ -23,10 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cases
 import inputs
+import swap
 from measure import BenchError, Row
 
 RESULTS = inputs.HERE / "results" / "latest.json"
-CASES = ("idle", "release", "install", "pack", "many", "startup")
+CASES = ("idle", "release", "install", "pack", "many", "startup", "swap")
 
 
 def _uv_available() -> bool:
@@ -74,8 +75,10 @@ def run(only: Sequence[str], reps: int, quick: bool) -> list[Row]:
         step("packing many small files", lambda: cases.many_files(ctx))
     if "startup" in only and installer:
         step("start-up of plugin_wrapper and plugins.list", lambda: cases.start_up(ctx))
+    if "swap" in only and installer:
+        step("upgrade of a running web plugin", lambda: swap.hotswap(reps, ctx.scratch("case8")))
     if not installer:
-        print("NOTE: plugins.install is not installed: cases 4, 6, 7 skipped", file=sys.stderr)
+        print("NOTE: plugins.install is not installed: cases 4, 6, 7, 8 skipped", file=sys.stderr)
     shutil.rmtree(work, ignore_errors=True)
     return rows
 
