@@ -2,11 +2,12 @@
 
 The web template's plugin on a loopback port, with a client loop running throughout
 (two threads, one connection per request, at most 5000 requests or a minute): v1 -> v2
-swaps the workers with zero failed requests and the answers switch to v2; v3, whose
-health check fails, makes `plugins.install` exit 1 with the check's output while v2
-keeps answering, zero failed requests, and `plugins.list` shows v2; `plugins.rollback`
-then swaps back to v1 the same way. `plugins.status`
-exits 0 or 1 in each state; a SIGKILL in the middle of a swap leaves one version serving.
+swaps the workers with zero failed requests and the answers switch to v2; v3, with v2's
+configuration but code whose health check fails, makes `plugins.install` exit 1 with the
+check's output while v2 keeps answering, zero failed requests, and `plugins.list` shows
+v2; `plugins.rollback` then swaps back to v1 the same way. `plugins.status` exits 0 or 1
+in each state; a SIGKILL in the middle of a swap leaves one version serving, and the next
+command ends on one (the previous one when the new one fails its check).
 """
 
 from __future__ import annotations
@@ -53,14 +54,16 @@ def _releases(src: Path) -> dict[str, Path]:
              cwd=src))  # fmt: skip
     plugin, made = src / NAME, {}
     config = plugin / "config.ini"
-    for label, version, greeting, check in [
-        ("v1", "1.0.0", "v1", "/health"),
-        ("v2", "2.0.0", "v2", "/health"),
-        ("v3", "3.0.0", "v3", "/nosuch"),
-    ]:
+    server = plugin / "bin" / NAME
+    for label, version, greeting in [("v1", "1.0.0", "v1"), ("v2", "2.0.0", "v2"),
+                                     ("v3", "3.0.0", "v2")]:  # fmt: skip
         text = re.sub(r"(?m)^_version = .*$", f"_version = {version}", config.read_text())
-        text = re.sub(r"(?m)^greeting = .*$", f"greeting = {greeting}", text)
-        config.write_text(re.sub(r"(?m)^healthcheck_url = .*$", f"healthcheck_url = {check}", text))
+        config.write_text(re.sub(r"(?m)^greeting = .*$", f"greeting = {greeting}", text))
+        if label == "v3":  # the same configuration as v2 (but its version), broken code
+            code = server.read_text().replace(
+                'self.reply(200, "application/json"', 'self.reply(503, "application/json"'
+            )
+            server.write_text(code.replace('setting("CUSTOM_GREETING") + "\\n"', '"v3\\n"'))
         subprocess.run(["make", "-s", "-C", str(plugin), "release"], check=True,
                        capture_output=True, env=tool_env())  # fmt: skip
         made[label] = plugin / f"{NAME}-{version}-1.{spec.platform_tag()}.plugin"
@@ -121,7 +124,7 @@ def test_upgrades_swap_workers_without_a_failed_request_and_roll_back_a_failing_
         failed = _cmd(home, "plugins.install", "--upgrade", str(files["v3"]))
         after_v3 = time.monotonic()
         assert failed.returncode == 1, failed.stdout + failed.stderr
-        assert f"extra_daemon_web: GET http://127.0.0.1:{port}/nosuch: HTTP 404" in failed.stderr
+        assert f"extra_daemon_web: GET http://127.0.0.1:{port}/health: HTTP 503" in failed.stderr
         assert (
             failed.stderr.strip()
             .splitlines()[-1]
@@ -166,9 +169,13 @@ def test_upgrades_swap_workers_without_a_failed_request_and_roll_back_a_failing_
     assert _cmd(home, "plugins.status", NAME).returncode == 1  # the manager stopped
 
 
-@pytest.mark.parametrize("point", ["hotswap-started", "hotswap-checking"])
+@pytest.mark.parametrize(
+    ("point", "target", "ends_on"),
+    [("hotswap-started", "v2", "v2"), ("hotswap-checking", "v2", "v2"),
+     ("hotswap-checking", "v3", "v1")],  # v3 fails its check: v1 comes back
+)  # fmt: skip
 def test_a_swap_killed_half_way_keeps_serving_and_the_next_command_ends_on_one_version(
-    tmp_path: Path, files: dict[str, Path], point: str
+    tmp_path: Path, files: dict[str, Path], point: str, target: str, ends_on: str
 ) -> None:
     home, port = tmp_path / "runtime", _free_port()
     _runtime(home, port, files["v1"])
@@ -179,7 +186,7 @@ def test_a_swap_killed_half_way_keeps_serving_and_the_next_command_ends_on_one_v
         traffic = Traffic(f"http://127.0.0.1:{port}/")
         wait_for("v1 answering", lambda: traffic.counts()["v1"] > 20 or None, timeout=20)
         killed = _cmd(
-            home, "plugins.install", "--upgrade", str(files["v2"]), PLUGIN_FAILPOINT=point
+            home, "plugins.install", "--upgrade", str(files[target]), PLUGIN_FAILPOINT=point
         )
         assert killed.returncode == -signal.SIGKILL, killed.stderr
         # Old and new workers both up, one side maybe paused: the port still answers.
@@ -188,13 +195,14 @@ def test_a_swap_killed_half_way_keeps_serving_and_the_next_command_ends_on_one_v
         # The next command finishes the commit and its swap: v2 alone, nothing paused.
         _ok(_cmd(home, "plugins.reload"))
         after = time.monotonic()
-        wait_for("v2 answering", lambda: traffic.since(after)["v2"] > 50 or None, timeout=20)
-        assert set(traffic.since(after)) == {"v2"}
+        wait_for(ends_on, lambda: traffic.since(after)[ends_on] > 50 or None, timeout=20)
+        assert set(traffic.since(after)) == {ends_on}
         assert {p.group for p in supervisor.processes(home) if p.plugin == NAME} == {
             next(p.group for p in supervisor.processes(home) if p.plugin == NAME)
         }
         assert _states(home) <= {"S", "R"}
-        assert re.search(rf"(?m)^{NAME}\s+2\.0\.0\s", _ok(_cmd(home, "plugins.list")))
+        version = {"v1": "1.0.0", "v2": "2.0.0"}[ends_on]
+        assert re.search(rf"(?m)^{NAME}\s+{version}\s", _ok(_cmd(home, "plugins.list")))
         assert _cmd(home, "plugins.status", NAME).returncode == 0
         traffic.stop()
         assert traffic.failures == [], traffic.failures[:5]

@@ -98,7 +98,7 @@ def test_daemon_plugin_lifecycle(
     assert "stopped" in log.read_text()  # SIGTERM handled: a clean stop
 
     assert uninstall_main(["svc"]) == 0
-    assert not [p for p in supervisor.processes(home) if p.group == "svc"]
+    assert not [p for p in supervisor.processes(home) if p.plugin == "svc"]
     assert "svc" not in crontab.crontab_file(home).read_text()
     assert table.read_text() == "0 3 * * * foreign\n"
 
@@ -113,7 +113,7 @@ def test_bad_daemon_override_fails_the_install(
     assert install_main([str(artifact)]) == 1
     err = capsys.readouterr().err
     assert "svc.ini" in err and "[extra_daemon_main] numprocesses" in err
-    assert not [p for p in supervisor.processes(home) if p.group == "svc"]
+    assert not [p for p in supervisor.processes(home) if p.plugin == "svc"]
 
 
 def test_devlinked_daemon_restarts_once_on_an_included_change(home: Path, tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_devlinked_daemon_restarts_once_on_an_included_change(home: Path, tmp_pa
     assert len(changed) == 1 and changed[0].endswith("changed: newpkg/mod.py")
 
     assert uninstall_main(["svc"]) == 0
-    assert not [p for p in supervisor.processes(home) if p.group == "svc"]
+    assert not [p for p in supervisor.processes(home) if p.plugin == "svc"]
     assert source.is_dir()  # only the link went away
 
 

@@ -96,15 +96,29 @@ def _check_default(runtime: Path) -> None:
     assert f"Hello from {NAME} (plugin {NAME}" in _run(_wrapper(NAME))
 
 
+def _daemon_health() -> dict[str, object]:
+    status = subprocess.run(
+        [_script("plugins.status"), "--json", NAME], capture_output=True, text=True,
+        env=tool_env(), stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    health: dict[str, object] = json.loads(status.stdout)[0]["health"]
+    return health
+
+
 def _check_daemon(runtime: Path) -> None:
     with subprocess.Popen(
         _wrapper(NAME), stdout=subprocess.PIPE, text=True, env=tool_env()
     ) as proc:
         assert proc.stdout is not None
         first = proc.stdout.readline()
+        beating = _daemon_health()  # its healthcheck reads the worker's heartbeat
         proc.terminate()
         rest = proc.stdout.read()
     assert "started" in first and "stopped" in rest and proc.returncode == 0
+    assert beating["state"] == "ok", beating
+    assert f"worker {proc.pid}: beat 0s ago" in str(beating)
+    gone = _daemon_health()
+    assert gone["state"] == "failing" and "no worker beating" in str(gone), gone
 
 
 def _health(port: int, proc: subprocess.Popen[bytes]) -> dict[str, object] | None:

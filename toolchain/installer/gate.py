@@ -58,12 +58,18 @@ def swap_back(rt: Runtime, name: str, archived: Path) -> None:
     """Put the archived tree of `name` back in place and drop the one it replaced."""
     target = rt.plugin(name)
     if not journal.exchange(archived, target):
-        hidden = archived.with_name(f".{archived.name}")
-        journal.rename(target, hidden)
+        # Two renames: the replaced tree goes where recovery restores it from.
+        aside = journal.backup_path(rt, name, journal.new_id())
+        journal.rename(target, aside)
         journal.rename(archived, target)
-        archived = hidden
+        journal.drop(aside)
+        return
     journal.failpoint("swapped-back")
     _drop_cancelled(archived)
+
+
+def _archived(move: journal.Move) -> Path | None:
+    return move.archive if move.archive is not None and move.archive.is_dir() else None
 
 
 def after_commit(
@@ -74,21 +80,25 @@ def after_commit(
 ) -> list[Failed]:
     """Finalize every plugin a commit put in place, gated by health; return the failures.
 
-    `staged`: the identity each move's new tree had (recovery passes the journal's), which
-    tells a swap back that a crash interrupted from a new tree still in place.
+    When one replaced a version and fails, every plugin of the commit that replaced one
+    gets its previous version back (they were installed together: a requirer and its
+    dependency come back together too). `staged`: the identity each move's new tree had
+    (recovery passes the journal's), which tells that a crash interrupted a swap back.
     """
     failed: list[Failed] = []
+    placed = [m for m in moves if m.staging is not None and registry.entry_exists(rt, m.name)]
     for index, move in enumerate(moves):
-        if move.staging is None or not registry.entry_exists(rt, move.name):
-            continue
-        name = move.name
-        archived = move.archive if move.archive is not None and move.archive.is_dir() else None
+        archived = _archived(move)
         new_tree = staged[index] if staged is not None else None
-        if archived is not None and new_tree and journal.identity(archived) == new_tree[-1:]:
+        if move in placed and archived and new_tree and journal.identity(archived) == new_tree[-1:]:
             _drop_cancelled(archived)  # swapped back before a crash: the new tree is there
-            hooks.finalize(rt, name, gate=False, restart=False)
-            continue
-        check = hooks.finalize(rt, name, (warnings or {}).get(name, ()), gate=True)
+            placed.remove(move)
+            hooks.finalize(rt, move.name, gate=False, restart=False)
+    for move in placed:
+        name, archived = move.name, _archived(move)
+        check = hooks.finalize(
+            rt, name, (warnings or {}).get(name, ()), gate=True, revertible=archived is not None
+        )
         if check is None:
             continue
         new = _label(rt.plugin(name))
@@ -96,10 +106,13 @@ def after_commit(
             said = " / ".join(check.output.splitlines()[-2:])
             log.warning("plugin %s %s is not healthy: %s: %s", name, new, check.name, said)
             continue
-        back = _label(archived)
-        swap_back(rt, name, archived)
-        hooks.finalize(rt, name, gate=False, restart=False)
-        failed.append(Failed(name, new, back, check.name, check.output))
+        failed.append(Failed(name, new, _label(archived), check.name, check.output))
+    if failed:
+        for move in reversed(placed):
+            archived = _archived(move)
+            if archived is not None:
+                swap_back(rt, move.name, archived)
+                hooks.finalize(rt, move.name, gate=False, restart=False)
     return failed
 
 

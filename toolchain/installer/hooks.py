@@ -37,6 +37,7 @@ def finalize(
     *,
     gate: bool = False,
     restart: bool = True,
+    revertible: bool = False,
 ) -> Check | None:
     """After a commit: create the override file if absent, start cron jobs and daemons
     (running workers are swapped for new ones, `running.hotswap`); log the `warnings` of
@@ -44,7 +45,9 @@ def finalize(
 
     With `gate`, wait for the plugin to pass its health checks: the first failing check
     is returned when it does not (None: healthy, or nothing to check).
-    Without `restart`, daemons whose program files did not change keep running.
+    Without `restart`, daemons whose program files did not change keep running. With
+    `revertible` (the caller can swap the previous version back), new workers that fail
+    the checks are stopped and the old ones keep serving; otherwise the new ones stay.
     """
     from toolchain.running import hotswap  # supervisor's client: only when something changed
 
@@ -53,7 +56,7 @@ def finalize(
     overrides.write_template(rt, name)
     warn_unknown_keys(rt, name)
     try:
-        found = hotswap.apply(rt.home, name, gate_it=gate, restart=restart)
+        found = hotswap.apply(rt.home, name, gate_it=gate, restart=restart, revertible=revertible)
     except ToolchainError as exc:
         log.warning("plugin %s: cron jobs and daemons not updated: %s", name, exc)
         return None

@@ -44,8 +44,9 @@ def _collect_leftovers(runtime: Runtime) -> None:
 
     Its staging's requirements file in tmp/, the env cache of a plugin it uninstalled, and
     the archived copy of the version a rollback restored (identical to the installed one:
-    a second rollback would install it again), and a cancelled tree the health gate was
-    dropping from the archive.
+    a second rollback would install it again), a cancelled tree the health gate or a
+    rollback was dropping from the archive, and archived versions beyond
+    `$PLUGIN_ARCHIVE_KEEP`.
     """
     for leftover in runtime.tmp.glob(".requirements-*") if runtime.tmp.is_dir() else []:
         leftover.unlink(missing_ok=True)
@@ -54,10 +55,13 @@ def _collect_leftovers(runtime: Runtime) -> None:
         name = cached.name.split(".", 1)[0]
         if cached.name.startswith(".") or not entry_exists(runtime, name):
             cached.unlink(missing_ok=True)
+    from toolchain.installer import archive
+
     for directory in runtime.archive.iterdir() if runtime.archive.is_dir() else []:
         for cancelled in directory.glob(".*"):  # a tree the health gate was dropping
             journal.drop(cancelled)
         _drop_archived_copy(runtime, directory.name)
+        archive.prune(runtime, directory.name)  # what a command killed before it pruned
 
 
 def _drop_archived_copy(runtime: Runtime, name: str) -> None:

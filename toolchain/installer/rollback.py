@@ -86,8 +86,11 @@ def rollback(rt: Runtime, name: str, *, force: bool = False) -> install.Change:
         if (staged / REQ_OUT).is_file():  # its pins changed now: make in a requirer sees it
             os.utime(staged / REQ_OUT)
         stage.prepare(rt, name, staged, tid)
-        # The cancelled version is archived only until the restored one passes its checks.
+        # The cancelled version is kept (hidden: never offered to a rollback) only until
+        # the restored one passes its checks.
         cancelled = archive.slot(rt, name, tid)
+        if cancelled is not None:
+            cancelled = cancelled.with_name(f".{cancelled.name}")
         moves = [journal.Move(name, staged, journal.backup_path(rt, name, tid), cancelled)]
         failed: list[gate.Failed] = []
         journal.commit(rt, tid, moves, after=lambda: failed.extend(gate.after_commit(rt, moves)))

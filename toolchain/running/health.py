@@ -10,9 +10,12 @@ no health (`none`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,8 +105,13 @@ def _url(section: str, url: str, timeout: float) -> Check:
     return Check(section, 200 <= status < 300, _tail(f"GET {url}: HTTP {status}\n{body}"))
 
 
-def check(home: Path, name: str) -> Health:
-    """Run the checks of the installed plugin `name` now."""
+def check(
+    home: Path,
+    name: str,
+    around_urls: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+) -> Health:
+    """Run the checks of the installed plugin `name` now; each URL request within
+    `around_urls()` (an upgrade pauses the old workers there)."""
     env = services.environment(home, name)
     health = Health()
     script = _script(home, name, env)
@@ -119,5 +127,6 @@ def check(home: Path, name: str) -> Health:
             health.checks.append(Check(section, False, str(exc)))
             continue
         timeout = float(keys.get("healthcheck_timeout") or 10)
-        health.checks.append(_url(section, url, timeout))
+        with around_urls():
+            health.checks.append(_url(section, url, timeout))
     return health

@@ -143,6 +143,7 @@ def render_main(home: Path) -> str:
         f"command = {_ini(interpreter(), 'python')} -m toolchain.running.max_age "
         f"{_ini(config_dir(home), 'config')}",
         "events = TICK_5,PROCESS_STATE_STARTING,PROCESS_GROUP_ADDED",
+        "buffer_size = 200",  # it blocks while it restarts a worker: events wait meanwhile
         "stdout_logfile = NONE",
         "autorestart = true",
         f"stderr_logfile = {_ini(home / 'log' / 'max_age.log', 'log')}",

@@ -79,10 +79,11 @@ def programs_of(home: Path, name: str) -> programs.PluginPrograms:
     env = environment(home, name)
     merged = effective_config(home, name, env)
     daemons = daemons_of(name, merged)
-    # Restart when the configuration or the plugin's exported variables change.
+    # Restart when the configuration, the plugin's exported variables or its tree (an
+    # upgrade, a version swapped back: the inode of plugins/NAME) change.
     prefix = layers.env_var_name(module_name(), "", "").rstrip("_")
     exported = {k: v for k, v in env.items() if k.startswith(prefix)}
-    state = json.dumps([merged, exported], sort_keys=True).encode()
+    state = json.dumps([merged, exported, plugin_dir.stat().st_ino], sort_keys=True).encode()
     digest = hashlib.sha256(state).hexdigest()[:16]
     return programs.PluginPrograms(
         plugin=name,

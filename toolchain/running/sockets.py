@@ -11,7 +11,8 @@ port listens, and a connection waiting in the queue is served by whichever accep
 never reset with a closing listener's queue (what two SO_REUSEPORT sockets do). A port is
 one plugin's: another plugin naming it, another runtime or any other program is refused
 with `EADDRINUSE`, naming who holds the port. A socket no program file names any more is
-closed within seconds. The sockets live as long as supervisord (across its reloads).
+closed within seconds. The sockets live until supervisord stops or reloads (which stops
+every worker first).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class Holder:
         self.path, self.spec_dir = path, spec_dir
         self.held: dict[str, tuple[str, socket.socket]] = {}  # address -> (plugin, socket)
         self.lock = threading.Lock()
+        self.closed = threading.Event()
         path.unlink(missing_ok=True)
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(str(path))
@@ -122,7 +124,7 @@ class Holder:
 
     def serve_one(self, conn: socket.socket) -> None:
         with conn:
-            conn.settimeout(5)
+            conn.settimeout(1)  # a worker asks at once; a silent client holds nobody long
             try:
                 ask = json.loads(conn.recv(_MAX_REQUEST))
                 sock = self.get(str(ask["plugin"]), str(ask["address"]))
@@ -136,15 +138,25 @@ class Holder:
             conn.sendmsg([b'{"ok": true}'], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
 
     def run(self) -> None:
-        while True:
-            ready, _w, _x = select.select([self.server], [], [], 2.0)
-            if ready:
-                conn, _addr = self.server.accept()
-                try:
+        while not self.closed.is_set():
+            try:
+                ready, _w, _x = select.select([self.server], [], [], 1.0)
+                if ready:
+                    conn, _addr = self.server.accept()
                     self.serve_one(conn)
-                except OSError:
-                    pass  # the worker went away: it asks again when it starts again
-            self.prune()
+                self.prune()
+            except (OSError, ValueError):  # a worker gone, or the holder closed meanwhile
+                continue
+
+    def close(self) -> None:
+        """Close every socket: supervisord is stopping (and closes its fds to reload)."""
+        self.closed.set()
+        with self.lock:
+            for _plugin, sock in self.held.values():
+                sock.close()
+            self.held.clear()
+            self.server.close()
+        self.path.unlink(missing_ok=True)
 
 
 _HOLDER: Holder | None = None
@@ -162,7 +174,8 @@ class Interface:
 
 def make_interface(supervisord: Any, path: str, specs: str) -> Interface:
     """supervisord's factory for `[rpcinterface:plugin_sockets]`: the holder starts once
-    supervisord runs (after it daemonized), once per process, and survives its reloads."""
+    supervisord runs (after it daemonized) and closes its sockets when it stops; a reload
+    (which stops every worker, then closes supervisord's fds) starts a new one."""
     from supervisor import events
 
     def start(_event: Any) -> None:
@@ -171,7 +184,14 @@ def make_interface(supervisord: Any, path: str, specs: str) -> Interface:
             _HOLDER = Holder(Path(path), Path(specs))
             threading.Thread(target=_HOLDER.run, name="plugin_sockets", daemon=True).start()
 
+    def stop(_event: Any) -> None:
+        global _HOLDER
+        if _HOLDER is not None:
+            _HOLDER.close()
+            _HOLDER = None
+
     events.subscribe(events.SupervisorRunningEvent, start)
+    events.subscribe(events.SupervisorStoppingEvent, stop)
     return Interface()
 
 
@@ -195,6 +215,8 @@ def fetch(path: Path, plugin: str, address: str, wait: float = 10.0) -> int:
                     "it; restart it (plugins.stop, then plugins.start)"
                 ) from None
             time.sleep(0.1)
+        except OSError as exc:
+            raise ProcessManagerError(f"socket holder at {path}: {exc}") from None
         finally:
             conn.close()
     answer = json.loads(data or b"{}")
