@@ -152,8 +152,9 @@ def gate(home: Path, plugin: str, groups: list[str], old: set[int]) -> health.He
         first = failing[0]
         said = [f"{first.spec}: {first.state}", *supervisor.log_tail(home, first)]
         return health.Health([health.Check(first.spec, False, "\n".join(said))])
-    new = {p.pid for p in supervisor.processes(home) if p.group in groups and p.pid}
-    new = new if old else set()
+    new = set()
+    if old:  # the new workers, held between checks
+        new = {p.pid for p in supervisor.processes(home) if p.group in groups and p.pid}
     deadline = time.monotonic() + gate_timeout(home, plugin)
     with guarded(old | new):
         while True:
