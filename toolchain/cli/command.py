@@ -12,6 +12,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # argparse is imported when a parser is built, not by plugin_wrapper's fast path
     import argparse
     from collections.abc import Callable, Sequence
+    from typing import Any
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -33,6 +34,32 @@ def warnings_to_stderr() -> None:
 def error(message: str) -> None:
     """Print one `ERROR` line on stderr."""
     print(f"{_red('ERROR')}: {message}", file=sys.stderr)
+
+
+JSON_SCHEMA = 1  # of the operator commands' --json reports (README: "JSON reports")
+
+
+def print_json(report: dict[str, Any]) -> None:
+    """One operator command's --json report on stdout: `schema`, then its own keys."""
+    import json
+
+    print(json.dumps({"schema": JSON_SCHEMA, **report}, indent=1, sort_keys=True))
+
+
+def change_row(change: Any, action: str | None = None) -> dict[str, Any]:
+    """One plugin a command changed, as its --json report lists it."""
+    return {
+        "name": change.name,
+        "version": change.version,
+        "release": change.release,
+        "previous": change.previous,
+        "action": action or ("installed" if change.previous is None else "replaced"),
+    }
+
+
+def json_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--json", action="store_true", help=f"a JSON report {what} (README)")
+    p.set_defaults(json_errors=True)  # a failure is a JSON report too: {"error": ...}
 
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -71,9 +98,12 @@ def execute(
     except ToolchainError as exc:
         if args.debug:
             raise
-        for line in getattr(exc, "details", ()):  # what a failing check printed
+        details = list(getattr(exc, "details", ()))  # what a failing check printed
+        for line in details:
             print(f"  {line}", file=sys.stderr)
         error(str(exc))
+        if getattr(args, "json", False) and getattr(args, "json_errors", False):
+            print_json({"changed": False, "error": str(exc), "details": details})
         return EXIT_FAILURE
     except KeyboardInterrupt:
         error("interrupted")

@@ -7,7 +7,16 @@ import json
 import os
 import sys
 
-from toolchain.cli.command import EXIT_FAILURE, error, execute, parser, warnings_to_stderr
+from toolchain.cli.command import (
+    EXIT_FAILURE,
+    change_row,
+    error,
+    execute,
+    json_option,
+    parser,
+    print_json,
+    warnings_to_stderr,
+)
 from toolchain.core.errors import UsageError
 
 TYPE_CHECKING = False  # typing's, without importing typing
@@ -55,7 +64,7 @@ def install_main(argv: Sequence[str] | None = None) -> int:
         help="would these install here? (signature, target, name, disk, dependencies, pins); "
         "exit 1 if not, change nothing",
     )
-    p.add_argument("--json", action="store_true", help="with --check: machine-readable output")
+    json_option(p, "of what was installed (or would be, with --check or --dry-run)")
 
     def body(args: argparse.Namespace) -> int | None:
         from toolchain.core.layout import Runtime
@@ -70,7 +79,12 @@ def install_main(argv: Sequence[str] | None = None) -> int:
             cfg = install.source_config(args.devlink)
             with lock.locked(Runtime.current()) as rt:
                 name = install.devlink(rt, cfg, force=args.force)
-            print(f"devlinked {name} -> {args.devlink.absolute()}")
+            if args.json:
+                source = str(args.devlink.absolute())
+                devlinked = {"name": name, "action": "devlinked", "source": source}
+                print_json({"command": "install", "changed": True, "plugins": [devlinked]})
+            else:
+                print(f"devlinked {name} -> {args.devlink.absolute()}")
             return None
         if not args.files:
             raise UsageError("give at least one .plugin file (or --devlink DIR)")
@@ -87,6 +101,16 @@ def install_main(argv: Sequence[str] | None = None) -> int:
                     rt, args.files, new_name=args.new_name, repository_dir=args.repository
                 )
                 problems = install.pin_conflicts(rt, actions, args.new_name)
+            if args.json:
+                would = [
+                    {"name": a.candidate.name, "version": a.candidate.version,
+                     "release": a.candidate.release, "action": a.kind.value,
+                     "previous": a.previous and f"{a.previous.version}-{a.previous.release}"}
+                    for a in actions
+                ]  # fmt: skip
+                report = {"command": "install", "dry_run": True, "changed": False}
+                print_json({**report, "plugins": would, "pin_problems": problems})
+                return None
             for action in actions:
                 print(f"would {action}")
             for problem in problems:
@@ -100,6 +124,10 @@ def install_main(argv: Sequence[str] | None = None) -> int:
                 new_name=args.new_name,
                 repository_dir=args.repository,
             )
+        if args.json:
+            plugins = [change_row(c) for c in changes]
+            print_json({"command": "install", "changed": bool(changes), "plugins": plugins})
+            return None
         for change in changes:
             print(change)
         return None
@@ -115,6 +143,7 @@ def uninstall_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--force", action="store_true", help="remove it even if other plugins require it"
     )
+    json_option(p, "of what was removed")
 
     def body(args: argparse.Namespace) -> None:
         from toolchain.core.layout import Runtime
@@ -123,6 +152,10 @@ def uninstall_main(argv: Sequence[str] | None = None) -> int:
         warnings_to_stderr()
         with lock.locked(Runtime.current()) as rt:
             linked = install.uninstall(rt, args.name, clean=args.clean, force=args.force)
+        if args.json:
+            gone = {"name": args.name, "action": "uninstalled", "devlinked": linked}
+            print_json({"command": "uninstall", "changed": True, "plugins": [gone]})
+            return
         print(f"uninstalled {args.name}" + (" (link only)" if linked else ""))
 
     return execute(p, body, argv, runtime_writer=True)
@@ -310,6 +343,7 @@ def rollback_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument(
         "--force", action="store_true", help="even if installed plugins require a newer version"
     )
+    json_option(p, "of the version put back")
 
     def body(args: argparse.Namespace) -> None:
         from toolchain.core.layout import Runtime
@@ -318,6 +352,10 @@ def rollback_main(argv: Sequence[str] | None = None) -> int:
         warnings_to_stderr()
         with lock.locked(Runtime.current()) as rt:
             change = rollback.rollback(rt, args.name, force=args.force)
+        if args.json:
+            back = [change_row(change, "rolled_back")]
+            print_json({"command": "rollback", "changed": True, "plugins": back})
+            return
         was = f" from {change.previous}" if change.previous else ""
         print(f"rolled back {change.name}{was} to {change.version}-{change.release}")
 
@@ -335,6 +373,7 @@ def provision_main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("directory", metavar="DIR", type=Path)
     p.add_argument("--dry-run", action="store_true", help="print the decisions, change nothing")
+    json_option(p, "of the decision for every plugin")
 
     def body(args: argparse.Namespace) -> None:
         from toolchain.core.layout import Runtime
@@ -343,6 +382,14 @@ def provision_main(argv: Sequence[str] | None = None) -> int:
         warnings_to_stderr()
         with lock.locked(Runtime.current()) as rt:
             decisions = provision.provision(rt, args.directory, dry_run=args.dry_run)
+        if args.json:
+            rows = [
+                {"name": d.name, "action": d.action.value, "detail": d.detail} for d in decisions
+            ]
+            changed = any(d.changes for d in decisions) and not args.dry_run
+            report = {"command": "provision", "dry_run": args.dry_run, "changed": changed}
+            print_json({**report, "plugins": rows})
+            return
         prefix = "would " if args.dry_run else ""
         for decision in decisions:
             print(f"{prefix if decision.changes else ''}{decision}")

@@ -29,7 +29,7 @@ from toolchain.core.layout import (
     VENV,
     Runtime,
 )
-from toolchain.installer import trust
+from toolchain.installer import repository, trust
 from toolchain.runtime import plugin_env, registry
 
 # Written by the installer beside the artifact's own files; not part of the manifest.
@@ -47,6 +47,7 @@ def file_info(path: Path, rt: Runtime) -> dict[str, Any]:
     verified = read.verify(path, manifest)
     signed = trust.describe(docs, str(path), rt)
     doc = {"name": top, "file": str(path), "metadata": meta, "signature": signed}
+    doc["content_hash"] = repository.content_hash(manifest)  # what provisioning compares
     return {**doc, "files": _listing(manifest), "verified": f"{verified} files match the manifest"}
 
 
@@ -87,7 +88,9 @@ def installed_info(rt: Runtime, name: str) -> dict[str, Any]:
     record = entry.home / INSTALL_RECORD
     if record.is_file():
         doc["installed"] = registry.read_json(record)
-    doc["files"] = _listing(registry.read_json(entry.home / MANIFEST))
+    manifest = registry.read_json(entry.home / MANIFEST)
+    doc["content_hash"] = repository.content_hash(manifest)
+    doc["files"] = _listing(manifest)
     return doc
 
 
