@@ -2,8 +2,9 @@
 
 Every other test runs offline with pip's configuration cleared (tests/conftest.py). Here
 the registries are used as a user uses them: the pip variables and files of the machine
-apply again, and downloads are cached under `.cache/realworld/` in the checkout, so that
-a second run of the suite reuses them. What is installed is installed offline: pip, uv
+apply again, and downloads are cached in the user's cache directory
+(`~/.cache/plugin-toolchain/realworld/`, or `$PLUGIN_TEST_CACHE`), so that a second run
+of the suite, from any checkout, reuses them. What is installed is installed offline: pip, uv
 and npm are pointed at a proxy that does not exist (127.0.0.1:9) and told not to use an
 index, so that any download at install time fails the test.
 """
@@ -27,10 +28,19 @@ ORIGINAL = dict(os.environ)  # before the hermetic fixture of every test clears 
 NOWHERE = "http://127.0.0.1:9"
 
 
+def _user_cache() -> Path:
+    """The user's cache directory, as pip finds its own (before the hermetic fixture)."""
+    if ORIGINAL.get("PLUGIN_TEST_CACHE"):
+        return Path(ORIGINAL["PLUGIN_TEST_CACHE"])
+    base = ORIGINAL.get("XDG_CACHE_HOME") or str(Path(ORIGINAL.get("HOME", "~")) / ".cache")
+    return Path(base).expanduser() / "plugin-toolchain" / "realworld"
+
+
 @pytest.fixture(scope="session")
 def cache_root() -> Path:
-    """Downloads kept between runs: pip's, uv's and npm's caches."""
-    root = CHECKOUT / ".cache" / "realworld"
+    """Downloads kept between runs (pip's, uv's, npm's caches, the tools the tests fetch),
+    in the user's cache like pip's own, so that every checkout of the machine shares them."""
+    root = _user_cache()
     root.mkdir(parents=True, exist_ok=True)
     return root
 
