@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -370,3 +371,10 @@ def _chained(ctx: Context, name: str, requires: str) -> Path:
     config.write_text(text.replace("_requires =", f"_requires = {requires}", 1), "utf-8")
     sh(["make", "-s", "-C", root, "release"])
     return artifact_of(root)
+
+
+def fleet_deploy(ctx: Context, deploy: Callable[[int, Path, Path], list[Row]]) -> list[Row]:
+    """Case 9's input: the tiny plugin's release (no dependency), then `deploy`."""
+    root = create_plugin(ctx.work, "fleetbench", [], ctx.wheels)
+    sh(["make", "-s", "-C", root, "release"])
+    return deploy(ctx.reps, ctx.scratch("case9"), artifact_of(root))

@@ -22,12 +22,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import cases
+import fleet
 import inputs
 import swap
 from measure import BenchError, Row
 
 RESULTS = inputs.HERE / "results" / "latest.json"
-CASES = ("idle", "release", "install", "pack", "many", "startup", "swap")
+CASES = ("idle", "release", "install", "pack", "many", "startup", "swap", "fleet")
 
 
 def _uv_available() -> bool:
@@ -77,8 +78,10 @@ def run(only: Sequence[str], reps: int, quick: bool) -> list[Row]:
         step("start-up of plugin_wrapper and plugins.list", lambda: cases.start_up(ctx))
     if "swap" in only and installer:
         step("upgrade of a running web plugin", lambda: swap.hotswap(reps, ctx.scratch("case8")))
+    if "fleet" in only and installer:
+        step("deploy to 10 hosts with Ansible", lambda: cases.fleet_deploy(ctx, fleet.deploy))
     if not installer:
-        print("NOTE: plugins.install is not installed: cases 4, 6, 7, 8 skipped", file=sys.stderr)
+        print("NOTE: plugins.install is not installed: cases 4, 6-9 skipped", file=sys.stderr)
     shutil.rmtree(work, ignore_errors=True)
     return rows
 
