@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,36 @@ def _play(ansible_bin: Path, root: Path, file: Path, *extra: str, state: str = "
             "batches": done.stdout.count("PLAY [fleet]")}  # fmt: skip
 
 
+PROVISION = """- hosts: h01,h02
+  gather_facts: false
+  vars:
+    home: "{{{{ plugin_toolchain_runtime_home }}}}"
+    bin: "{{{{ plugin_toolchain_bin }}}}"
+  tasks:
+    - plugin_toolchain.runtime.provision: {{path: {path}, runtime_home: "{{{{ home }}}}",
+                                           toolchain_bin: "{{{{ bin }}}}"}}
+      check_mode: true
+      register: would
+    - plugin_toolchain.runtime.provision: {{path: {path}, runtime_home: "{{{{ home }}}}",
+                                           toolchain_bin: "{{{{ bin }}}}"}}
+      register: first
+    - plugin_toolchain.runtime.provision: {{path: {path}, runtime_home: "{{{{ home }}}}",
+                                           toolchain_bin: "{{{{ bin }}}}"}}
+      register: second
+    - plugin_toolchain.runtime.plugin_info: {{runtime_home: "{{{{ home }}}}",
+                                              toolchain_bin: "{{{{ bin }}}}"}}
+      register: facts
+    - ansible.builtin.assert:
+        that:
+          - would.changed and would.plugins[0].action == "install"
+          - first.changed and not second.changed
+          - second.plugins[0].action == "unchanged"
+          - facts.plugins[0].name == "fleetweb" and facts.plugins[0].version == "2.0"
+          - facts.plugins[0].health == "none" and facts.plugins[0].content_hash | length == 64
+          - not facts.plugins[0].devlinked
+"""
+
+
 def _installed(root: Path) -> dict[str, str | None]:
     """Host -> the version of `fleetweb` in its runtime (None: not installed)."""
     found: dict[str, str | None] = {}
@@ -149,6 +180,19 @@ def test_the_collection_deploys_upgrades_and_removes_across_ten_hosts(
 
     gone = _play(ansible_bin, root, files["3.0"], state="absent")
     assert gone["rc"] == 0 and set(_installed(root).values()) == {None}
+
+    # provision (check mode, then for real, then again) and plugin_info, on two hosts
+    provisioning = tmp_path / "provisioning"
+    provisioning.mkdir()
+    shutil.copy(files["2.0"], provisioning)
+    playbook = root / "provision.yml"
+    playbook.write_text(PROVISION.format(path=provisioning))
+    done = subprocess.run(
+        [ansible_bin / "ansible-playbook", "-i", _inventory(root), playbook],
+        capture_output=True, text=True, env=_env(ansible_bin), cwd=root,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-4000:]
+    assert {h: v for h, v in _installed(root).items() if v} == {"h01": "2.0", "h02": "2.0"}
 
 
 def test_every_module_is_documented_and_the_collection_builds(
