@@ -15,7 +15,13 @@ from typing import Any
 import pytest
 
 from tests.installer.test_dependencies import plugin
-from toolchain.cli.plugins import install_main, provision_main, rollback_main, uninstall_main
+from toolchain.cli.plugins import (
+    info_main,
+    install_main,
+    provision_main,
+    rollback_main,
+    uninstall_main,
+)
 
 
 def _report(capsys: pytest.CaptureFixture[str], status: int, main: Any, *argv: str) -> Any:
@@ -66,4 +72,27 @@ def test_every_change_is_one_json_report(
         "schema": 1, "command": "uninstall", "changed": True,
         "plugins": [{"name": "api", "action": "uninstalled", "devlinked": False}]}  # fmt: skip
     missing = _report(capsys, 1, uninstall_main, "api")
+    assert missing["command"] == "uninstall"
     assert "plugin 'api' is not installed" in missing["error"]
+    nothing = _report(capsys, 1, rollback_main, "api")
+    assert nothing["command"] == "rollback" and "not installed" in nothing["error"]
+    usage = _report(capsys, 2, provision_main, str(tmp_path / "nosuch"))  # a usage error
+    assert usage["command"] == "provision" and usage["changed"] is False and usage["error"]
+
+
+def test_a_file_and_its_installed_copy_have_one_content_hash_whatever_the_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    v1 = plugin(tmp_path, "web", "1.0")
+    capsys.readouterr()
+    assert info_main(["--json", str(v1)]) == 0
+    of_file = json.loads(capsys.readouterr().out)["content_hash"]
+    assert len(of_file) == 64
+    assert install_main([str(v1)]) == 0
+    assert install_main(["--new-name", "web2", str(v1)]) == 0
+    for name in ("web", "web2"):
+        capsys.readouterr()
+        assert info_main(["--json", name]) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["installed"]["content_hash"] == of_file  # what was installed
+    assert doc["content_hash"] != of_file  # web2's config.ini names web2 now

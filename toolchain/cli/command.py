@@ -62,6 +62,15 @@ def json_option(p: argparse.ArgumentParser, what: str) -> None:
     p.set_defaults(json_errors=True)  # a failure is a JSON report too: {"error": ...}
 
 
+def _json_failure(
+    p: argparse.ArgumentParser, args: argparse.Namespace, message: str, details: list[str]
+) -> None:
+    """A failed command asked for a JSON report (`json_option`): the failure is one too."""
+    if getattr(args, "json", False) and getattr(args, "json_errors", False):
+        command = p.prog.removeprefix("plugins.")
+        print_json({"command": command, "changed": False, "error": message, "details": details})
+
+
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
     """An argument parser with the options every command shares."""
     import argparse
@@ -94,6 +103,7 @@ def execute(
             raise
         p.print_usage(sys.stderr)
         error(str(exc))
+        _json_failure(p, args, str(exc), [])
         return EXIT_USAGE
     except ToolchainError as exc:
         if args.debug:
@@ -102,8 +112,7 @@ def execute(
         for line in details:
             print(f"  {line}", file=sys.stderr)
         error(str(exc))
-        if getattr(args, "json", False) and getattr(args, "json_errors", False):
-            print_json({"changed": False, "error": str(exc), "details": details})
+        _json_failure(p, args, str(exc), details)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         error("interrupted")

@@ -140,6 +140,7 @@ def _stage(
     record = {
         "installed_from": str(file.absolute()),
         "installed_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "content_hash": repository.content_hash(got.manifest),  # before any --new-name
     }
     _create(staged.path / INSTALL_RECORD, spec.dumps(record))
     stage.check_crontab(runtime_, staged, str(file), others)

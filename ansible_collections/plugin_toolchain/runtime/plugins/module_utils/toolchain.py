@@ -62,8 +62,11 @@ class Toolchain:
         return {
             "name": name,
             "version": f"{meta.get('version')}-{meta.get('release')}",
-            "content_hash": doc.get("content_hash"),
+            # the file's, as installed (--new-name rewrites the tree's config.ini)
+            "content_hash": doc.get("installed", {}).get("content_hash")
+            or doc.get("content_hash"),
             "devlinked": bool(doc.get("dev_link")),
+            "dev_link": doc.get("dev_link"),
         }
 
     def artifact(self, src):
@@ -82,7 +85,10 @@ class Toolchain:
         try:
             doc = json.loads(out)
         except ValueError:
-            self.fail("plugins.install --check", rc, err)
+            doc = None
+        if not isinstance(doc, dict) or "error" in doc or "files" not in doc:
+            # it could not check at all (a lock held, a usage error): its own error
+            self.fail("plugins.install --check", rc, err, doc if isinstance(doc, dict) else None)
         checks = [c for f in doc.get("files", []) for c in f.get("checks", [])]
         checks += doc.get("checks", [])
         refused = [c for c in checks if not c.get("ok")]

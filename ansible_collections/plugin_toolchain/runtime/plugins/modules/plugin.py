@@ -29,6 +29,7 @@ options:
   name:
     description:
       - The plugin's name in the runtime. Defaults to the name in I(src) (or I(new_name)).
+        A different name than I(src)'s needs I(new_name).
       - With I(state=absent) and no I(src), required.
     type: str
   state:
@@ -37,7 +38,10 @@ options:
     choices: [present, latest, absent]
     default: present
   force:
-    description: Replace an installed plugin whose content differs, whatever its version.
+    description:
+      - Replace an installed plugin whose content differs, whatever its version, or a
+        devlinked one (left alone otherwise).
+      - With I(state=absent), remove it even if other plugins require it.
     type: bool
     default: false
   new_name:
@@ -57,7 +61,7 @@ options:
     description: Directory of the toolchain's commands, when they are not on the PATH.
     type: path
 author:
-  - plugin-toolchain maintainers
+  - plugin-toolchain maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -108,7 +112,22 @@ from ansible_collections.plugin_toolchain.runtime.plugins.module_utils.toolchain
 def _view(plugin):
     if plugin is None:
         return {}
-    return {k: plugin[k] for k in ("name", "version", "content_hash") if k in plugin}
+    keys = ("name", "version", "content_hash", "devlinked")
+    return {k: plugin[k] for k in keys if k in plugin}
+
+
+def _absent(module, tc, name):
+    p = module.params
+    before = tc.installed(name)
+    result = {"name": name, "version_before": before and before["version"]}
+    changed = before is not None
+    result.update(changed=changed, version_after=None)
+    if changed and module._diff:
+        result["diff"] = {"before": _view(before), "after": {}}
+    if changed and not module.check_mode:
+        args = [name] + (["--clean"] if p["clean"] else []) + (["--force"] if p["force"] else [])
+        result["plugins"] = tc.report("plugins.uninstall", *args)["plugins"]
+    module.exit_json(**result)
 
 
 def main():
@@ -130,24 +149,29 @@ def main():
     )
     p = module.params
     tc = Toolchain(module)
-    if module.check_mode and p["src"] and not os.path.exists(p["src"]):
+    if p["state"] == "absent" and (p["new_name"] or p["name"]):
+        _absent(module, tc, p["new_name"] or p["name"])
+    if p["src"] and not os.path.exists(p["src"]):
+        if not module.check_mode:
+            module.fail_json(msg=f"{p['src']}: no such file on the host")
         # not copied yet (a copy task in check mode): it would be, then installed
-        msg = f"{p['src']} is not on the host yet; it would be installed once copied"
-        module.exit_json(changed=True, name=p["new_name"] or p["name"], msg=msg)
-    artifact = tc.artifact(p["src"]) if p["src"] else None
-    name = p["new_name"] or p["name"] or artifact["name"]
+        name = p["new_name"] or p["name"]
+        before = tc.installed(name) if name else None
+        module.exit_json(
+            changed=True, name=name, version_before=before and before["version"],
+            version_after=None, msg=f"{p['src']} is not on the host yet; it would be once copied",
+        )  # fmt: skip
+    artifact = tc.artifact(p["src"])
+    if p["name"] and not p["new_name"] and p["name"] != artifact["name"]:
+        module.fail_json(
+            msg=f"{p['src']} holds plugin {artifact['name']}, not {p['name']}: set "
+            f"new_name: {p['name']} to install it under that name"
+        )
+    name = p["new_name"] or artifact["name"]
+    if p["state"] == "absent":
+        _absent(module, tc, name)
     before = tc.installed(name)
     result = {"name": name, "version_before": before and before["version"]}
-
-    if p["state"] == "absent":
-        changed = before is not None
-        result.update(changed=changed, version_after=None)
-        if changed and module._diff:
-            result["diff"] = {"before": _view(before), "after": {}}
-        if changed and not module.check_mode:
-            args = [name] + (["--clean"] if p["clean"] else [])
-            result["plugins"] = tc.report("plugins.uninstall", *args)["plugins"]
-        module.exit_json(**result)
 
     args = [p["src"]]
     if p["new_name"]:
@@ -157,6 +181,9 @@ def main():
     strategy = []
     if before is None:
         pass
+    elif before["devlinked"] and not p["force"]:
+        msg = f"{name} is devlinked to {before['dev_link']}: left alone (force=true replaces it)"
+        module.exit_json(changed=False, version_after=before["version"], msg=msg, **result)
     elif before["content_hash"] == artifact["content_hash"]:
         module.exit_json(changed=False, version_after=before["version"], **result)
     elif p["force"]:
@@ -168,12 +195,12 @@ def main():
         module.exit_json(changed=False, version_after=before["version"], msg=msg, **result)
 
     ok, check, detail = tc.preflight(*strategy, *args)
-    if not ok and check == "name" and strategy == ["--upgrade"]:
-        # not newer: latest is already there (the toolchain's own comparison)
+    if not ok and strategy == ["--upgrade"] and check == "name" and "is not newer" in detail:
+        # the toolchain's own comparison: what is installed is as new or newer
         module.exit_json(changed=False, version_after=before["version"], msg=detail, **result)
     if not ok:
         module.fail_json(msg=f"{p['src']}: {check}: {detail}", **result)
-    after = {**artifact, "name": name}
+    after = {**artifact, "name": name, "devlinked": False}
     result.update(changed=True, version_after=artifact["version"])
     if module._diff:
         result["diff"] = {"before": _view(before), "after": _view(after)}

@@ -27,7 +27,7 @@ options:
     description: Directory of the toolchain's commands, when they are not on the PATH.
     type: path
 author:
-  - plugin-toolchain maintainers
+  - plugin-toolchain maintainers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
