@@ -5,7 +5,8 @@ the checkout; every host is `ansible_connection=local` with its own runtime and 
 directory, and the modules call this installation's operator commands. One play per step:
 deploy v1 (all changed), again (none), check mode with v2 (all would change, none does), a
 rolling upgrade to v2 (`serial: 3`) with one host's copy corrupt (that host fails with the
-installer's message, the others complete), then `state: absent` everywhere; on two hosts,
+installer's message, the others complete) and again once the copy is mended (all at v2),
+then `state: absent` everywhere; on two hosts,
 the `provision` and `plugin_info` modules. The
 modules' documentation (`ansible-doc`) and `ansible-galaxy collection build` are checked too.
 """
@@ -195,6 +196,10 @@ def test_the_collection_deploys_upgrades_and_removes_across_ten_hosts(
     assert len(said) == 1 and "corrupt or truncated archive" in said[0], rolling["out"][-3000:]
     versions = _installed(root)
     assert versions.pop("h05") == "1.0" and set(versions.values()) == {"2.0"}
+    # The copy mended, the same rolling play again: h05 catches up, nobody else changes.
+    mended = _play(ansible_bin, root, files["2.0"], serial="3")
+    assert mended["rc"] == 0 and set(_installed(root).values()) == {"2.0"}
+    assert {h for h, said in _module(mended).items() if said == "changed"} == {"h05"}
 
     gone = _play(ansible_bin, root, files["2.0"], state="absent")
     assert gone["rc"] == 0 and set(_installed(root).values()) == {None}
