@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import json
 
+# The options of every module (documented once, in doc_fragments/runtime.py).
+COMMON_OPTIONS = {
+    "runtime_home": {"type": "path"},
+    "toolchain_bin": {"type": "path"},
+}
+
 
 class Toolchain:
     """The operator commands of one host, for one runtime (`runtime_home`)."""

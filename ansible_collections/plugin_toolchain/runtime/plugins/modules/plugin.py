@@ -50,18 +50,12 @@ options:
   repository:
     description: A directory of C(.plugin) files on the host to take missing dependencies from.
     type: path
-  runtime_home:
-    description: The runtime (C(PLUGIN_RUNTIME_HOME)); the toolchain's default when omitted.
-    type: path
   clean:
     description: With I(state=absent), also remove the plugin's override file.
     type: bool
     default: false
-  toolchain_bin:
-    description: Directory of the toolchain's commands, when they are not on the PATH.
-    type: path
-author:
-  - plugin-toolchain maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - plugin_toolchain.runtime.runtime
 """
 
 EXAMPLES = r"""
@@ -106,7 +100,10 @@ msg:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.plugin_toolchain.runtime.plugins.module_utils.toolchain import Toolchain
+from ansible_collections.plugin_toolchain.runtime.plugins.module_utils.toolchain import (
+    COMMON_OPTIONS,
+    Toolchain,
+)
 
 
 def _view(plugin):
@@ -139,9 +136,8 @@ def main():
             force=dict(type="bool", default=False),
             new_name=dict(type="str"),
             repository=dict(type="path"),
-            runtime_home=dict(type="path"),
             clean=dict(type="bool", default=False),
-            toolchain_bin=dict(type="path"),
+            **COMMON_OPTIONS,
         ),
         required_if=[("state", "present", ("src",)), ("state", "latest", ("src",))],
         required_one_of=[("src", "name")],

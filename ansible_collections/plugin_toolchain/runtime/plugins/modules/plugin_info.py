@@ -20,14 +20,8 @@ options:
     description: Also run each plugin's health checks (C(plugins.status)).
     type: bool
     default: true
-  runtime_home:
-    description: The runtime (C(PLUGIN_RUNTIME_HOME)); the toolchain's default when omitted.
-    type: path
-  toolchain_bin:
-    description: Directory of the toolchain's commands, when they are not on the PATH.
-    type: path
-author:
-  - plugin-toolchain maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - plugin_toolchain.runtime.runtime
 """
 
 EXAMPLES = r"""
@@ -61,7 +55,10 @@ plugins:
 import json
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.plugin_toolchain.runtime.plugins.module_utils.toolchain import Toolchain
+from ansible_collections.plugin_toolchain.runtime.plugins.module_utils.toolchain import (
+    COMMON_OPTIONS,
+    Toolchain,
+)
 
 
 def main():
@@ -69,8 +66,7 @@ def main():
         argument_spec=dict(
             name=dict(type="str"),
             health=dict(type="bool", default=True),
-            runtime_home=dict(type="path"),
-            toolchain_bin=dict(type="path"),
+            **COMMON_OPTIONS,
         ),
         supports_check_mode=True,
     )

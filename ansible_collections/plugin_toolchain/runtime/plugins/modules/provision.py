@@ -19,14 +19,8 @@ options:
     description: A directory of C(.plugin) files on the target host.
     type: path
     required: true
-  runtime_home:
-    description: The runtime (C(PLUGIN_RUNTIME_HOME)); the toolchain's default when omitted.
-    type: path
-  toolchain_bin:
-    description: Directory of the toolchain's commands, when they are not on the PATH.
-    type: path
-author:
-  - plugin-toolchain maintainers (!UNKNOWN)
+extends_documentation_fragment:
+  - plugin_toolchain.runtime.runtime
 """
 
 EXAMPLES = r"""
@@ -46,7 +40,10 @@ plugins:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.plugin_toolchain.runtime.plugins.module_utils.toolchain import Toolchain
+from ansible_collections.plugin_toolchain.runtime.plugins.module_utils.toolchain import (
+    COMMON_OPTIONS,
+    Toolchain,
+)
 
 CHANGES = ("install", "upgrade")
 
@@ -55,13 +52,13 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             path=dict(type="path", required=True),
-            runtime_home=dict(type="path"),
-            toolchain_bin=dict(type="path"),
+            **COMMON_OPTIONS,
         ),
         supports_check_mode=True,
     )
     tc = Toolchain(module)
-    before = {row["name"]: f"{row['version']}-{row['release']}" for row in tc.report("plugins.list")}
+    listed = tc.report("plugins.list")
+    before = {row["name"]: f"{row['version']}-{row['release']}" for row in listed}
     args = (["--dry-run"] if module.check_mode else []) + [module.params["path"]]
     doc = tc.report("plugins.provision", *args)
     changing = [row for row in doc["plugins"] if row["action"] in CHANGES]
