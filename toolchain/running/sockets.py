@@ -47,12 +47,17 @@ def holder(port: int) -> str:
                 inodes.add(f"socket:[{fields[9]}]")
     for pid in sorted(filter(str.isdigit, os.listdir("/proc")), key=int):
         try:
-            links = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
-            if links & inodes:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-                return f"pid {pid} ({cmd.decode(errors='replace').strip()[:100]})"
+            fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
-            continue
+            continue  # gone, or another user's
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") not in inodes:
+                    continue  # (an fd closed meanwhile is skipped, not its process)
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            return f"pid {pid} ({cmd.decode(errors='replace').strip()[:100]})"
     return "a process of another user" if inodes else "an unknown process"
 
 
