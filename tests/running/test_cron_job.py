@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -65,5 +66,34 @@ def test_overlapping_run_is_skipped(tmp_path: Path, wrapper: Path) -> None:
 def test_cli_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert cron_main(["hello", "--"]) == 2
     assert "no command given" in capsys.readouterr().err
-    assert cron_main(["hello", "--timeout", "-1", "--", "true"]) == 2
-    assert "must not be negative" in capsys.readouterr().err
+    for bad in (["--timeout", "-1"], ["--nice", "x"], ["--ionice", "idle:2"]):
+        with pytest.raises(SystemExit) as exited:
+            cron_main(["hello", *bad, "--", "true"])
+        assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "--timeout: '-1' is not a number of seconds" in err
+    assert "--nice x: give a niceness from -20 to 19" in err
+    assert "--ionice idle:2: only best-effort and realtime take a level" in err
+
+
+def test_no_lock_runs_beside_a_previous_run(tmp_path: Path, wrapper: Path) -> None:
+    home = tmp_path / "rt"
+    cmd = ["/bin/sh", "-c", "echo ran"]
+    from filelock import FileLock
+
+    lock_path = cron_job.lock_file(home, "hello", cmd)
+    lock_path.parent.mkdir(parents=True)
+    with FileLock(str(lock_path)):
+        assert cron_job.run_job(home, "hello", cmd, wrapper=wrapper, timeout=0, lock=False) == 0
+    assert "ran\n" in cron_job.log_file(home, "hello").read_text()
+
+
+def test_random_sleep_waits_at_most_its_bound(tmp_path: Path, wrapper: Path) -> None:
+    home = tmp_path / "rt"
+    for _ in range(3):
+        cron_job.run_job(home, "hello", ["true"], wrapper=wrapper, timeout=0, random_sleep=0.2)
+    slept = re.findall(
+        r"after a random sleep of ([0-9.]+)s", cron_job.log_file(home, "hello").read_text()
+    )
+    assert len(slept) == 3
+    assert all(0 <= float(s) <= 0.2 for s in slept)

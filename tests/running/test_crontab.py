@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 
@@ -65,6 +66,40 @@ def test_wrapped_line_runs_through_plugin_cron() -> None:
         "-c",
         "echo 'hi there' | tee x",
     ]
+
+
+def test_a_prefix_of_options_goes_to_plugin_cron() -> None:
+    text = "0 1 * * * --low\t--random-sleep 30  --no-lock -- echo -- 'a  b'\n"
+    [job] = crontab.parse(text, ENV, "c")
+    assert job == crontab.Job("0 1 * * *", "echo -- 'a  b'", ("--low", "--random-sleep", "30",
+                                                              "--no-lock"))  # fmt: skip
+    line = crontab.wrap("hello", job, Path("/venv/bin/plugin_cron"), 60)
+    assert shlex.split(line[10:]) == [
+        "/venv/bin/plugin_cron", "hello", "--timeout", "60", "--low", "--random-sleep", "30",
+        "--no-lock", "--", "/bin/sh", "-c", "echo -- 'a  b'",
+    ]  # fmt: skip
+    [job] = crontab.parse("@daily --nice 5 --ionice best-effort:7 --timeout 9 -- run", ENV, "c")
+    assert job.options == ("--nice", "5", "--ionice", "best-effort:7", "--timeout", "9")
+    assert crontab.parse("@daily -- run", ENV, "c") == [crontab.Job("@daily", "run")]
+
+
+@pytest.mark.parametrize(
+    ("command", "problem"),
+    [
+        ("--lwo -- run", "unknown plugin_cron option '--lwo'"),
+        ("--nice 20 -- run", "--nice 20: give a niceness from -20 to 19"),
+        ("--nice -- run", "option --nice needs a value"),
+        ("--ionice idle:3 -- run", "only best-effort and realtime take a level"),
+        ("--ionice fast -- run", "the class is idle, best-effort, realtime or none"),
+        ("--random-sleep soon -- run", "'soon' is not a number of seconds"),
+        ("--low run", "unknown plugin_cron option 'run'"),
+        ("--low", "end plugin_cron's options with ` -- `"),
+        ("--low -- ", "no command after plugin_cron's options"),
+    ],
+)
+def test_a_bad_prefix_is_an_error_naming_the_line(command: str, problem: str) -> None:
+    with pytest.raises(CronError, match=rf"^c:2: .*{re.escape(problem)}"):
+        crontab.parse(f"# jobs\n*/5 * * * * {command}\n", ENV, "c")
 
 
 def test_runtime_crontab_holds_marked_blocks(tmp_path: Path) -> None:

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from toolchain.cli.command import execute, parser
 from toolchain.core.errors import UsageError
+from toolchain.running import cron_job
+
+
+def _typed(check: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse type from one of cron_job's value checks (their messages kept)."""
+
+    def convert(text: str) -> object:
+        try:
+            return check(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,30 +28,73 @@ def build_parser() -> argparse.ArgumentParser:
     p = parser(
         "plugin_cron",
         "Run one cron job of a plugin in its plugin env: no overlapping runs, a timeout, "
-        "output appended to the runtime's log/NAME/cron.log.",
+        "output appended to the runtime's log/NAME/cron.log. A crontab line sets the "
+        "options before its command: `*/5 * * * * --low --random-sleep 60 -- CMD`.",
     )
     p.add_argument("name", help="the installed plugin")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=_typed(cron_job.seconds_value),
         default=0.0,
         help="seconds before the job is terminated (default: 0, no limit)",
     )
-    p.usage = "plugin_cron [-h] [-v] NAME [--timeout S] -- CMD [ARGS...]"
+    p.add_argument(
+        "--nice",
+        type=_typed(cron_job.nice_value),
+        metavar="N",
+        help="run the job at niceness N (-20 to 19; below the current one needs root)",
+    )
+    p.add_argument(
+        "--ionice",
+        type=_typed(cron_job.ionice_value),
+        metavar="CLASS[:LEVEL]",
+        help="run the job in this I/O class: idle, best-effort[:0-7], realtime[:0-7] "
+        "(root only), none",
+    )
+    p.add_argument(
+        "--low",
+        action="store_true",
+        help=f"lowest priority: nice {cron_job.LOW_NICE} and the idle I/O class "
+        "(--nice and --ionice win over it)",
+    )
+    p.add_argument(
+        "--random-sleep",
+        type=_typed(cron_job.seconds_value),
+        default=0.0,
+        metavar="SECONDS",
+        help="first sleep a random time up to SECONDS: spreads the runs of a fleet that "
+        "shares a schedule",
+    )
+    p.add_argument(
+        "--no-lock",
+        action="store_true",
+        help="let runs overlap (by default a run is skipped while the previous one runs)",
+    )
+    p.usage = "plugin_cron [-h] [-v] NAME [--timeout S] [OPTIONS] -- CMD [ARGS...]"
     return p
 
 
 def _run(args: argparse.Namespace, command: list[str]) -> int:
     from toolchain.core.layout import runtime_home
     from toolchain.core.scripts import console_script
-    from toolchain.running.cron_job import run_job
 
     if not command:
         raise UsageError("no command given: use plugin_cron NAME -- CMD [ARGS...]")
-    if args.timeout < 0:
-        raise UsageError(f"--timeout {args.timeout:g}: must not be negative")
-    wrapper = console_script("plugin_wrapper")
-    return run_job(runtime_home(), args.name, command, wrapper=wrapper, timeout=args.timeout)
+    nice, ionice = args.nice, args.ionice
+    if args.low:
+        nice = cron_job.LOW_NICE if nice is None else nice
+        ionice = (cron_job.IO_CLASSES["idle"], None) if ionice is None else ionice
+    return cron_job.run_job(
+        runtime_home(),
+        args.name,
+        command,
+        wrapper=console_script("plugin_wrapper"),
+        timeout=args.timeout,
+        nice=nice,
+        ionice=ionice,
+        random_sleep=args.random_sleep,
+        lock=not args.no_lock,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,9 +1,12 @@
 """One run of a cron job: a lock against overlapping runs, a timeout, and a log file.
 
-Cron starts `plugin_cron NAME --timeout S -- CMD...`; the command runs through
+Cron starts `plugin_cron NAME --timeout S [OPTIONS] -- CMD...`; the command runs through
 `plugin_wrapper NAME -- CMD...` so that it sees the plugin env, its output is appended to
 the plugin's cron log in the runtime's log directory, and a run that outlives its timeout
-is terminated with its whole process group. This module stays light: cron runs it often.
+is terminated with its whole process group. The options (MetWork's cronwrap) lower its
+CPU and I/O priority (`--nice`, `--ionice`, `--low`), spread a fleet's runs
+(`--random-sleep`) and drop the lock (`--no-lock`); a crontab line sets them as a prefix
+of its command (`crontab.split_prefix`). This module stays light: cron runs it often.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -23,6 +26,59 @@ TIMED_OUT = 124
 KILL_AFTER = 10.0
 # The log file is rotated (one backup kept) when it grows past this size.
 MAX_LOG_BYTES = 10 << 20
+# ionice's classes, by name and number; only best-effort and realtime take a level.
+IO_CLASSES = {"none": 0, "realtime": 1, "best-effort": 2, "idle": 3}
+LOW_NICE = 19  # --low: the lowest CPU priority, and the idle I/O class
+
+
+def nice_value(text: str) -> int:
+    """`--nice N`: a niceness from -20 (first) to 19 (last)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 99
+    if not -20 <= value <= 19:
+        raise ValueError(f"--nice {text}: give a niceness from -20 to 19")
+    return value
+
+
+def ionice_value(text: str) -> tuple[int, int | None]:
+    """`--ionice CLASS[:LEVEL]`: (class number, level or None), as ionice(1) takes them."""
+    name, _sep, level = text.partition(":")
+    number = IO_CLASSES.get(name) if not name.isdigit() else int(name)
+    if number is None or number not in IO_CLASSES.values():
+        raise ValueError(
+            f"--ionice {text}: the class is idle, best-effort, realtime or none (or 0-3)"
+        )
+    if not level:
+        return number, None
+    if number not in (1, 2) or not level.isdigit() or not 0 <= int(level) <= 7:
+        raise ValueError(
+            f"--ionice {text}: only best-effort and realtime take a level, from 0 to 7"
+        )
+    return number, int(level)
+
+
+def seconds_value(text: str) -> float:
+    """A number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{text!r} is not a number of seconds (0 or more)")
+    return value
+
+
+# The options a crontab line may set, and the parser of each one's value (None: a flag).
+PREFIX_OPTIONS: dict[str, Callable[[str], object] | None] = {
+    "--nice": nice_value,
+    "--ionice": ionice_value,
+    "--random-sleep": seconds_value,
+    "--timeout": seconds_value,
+    "--low": None,
+    "--no-lock": None,
+}
 
 
 def log_file(home: Path, plugin: str) -> Path:
@@ -63,6 +119,46 @@ def _terminate(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
+def lower_priority(nice: int | None, ionice: tuple[int, int | None] | None) -> None:
+    """Set this process's niceness and I/O class, which the job inherits (ionice(1) sets
+    the class: the system call has no wrapper in Python)."""
+    from toolchain.core.errors import CronError
+
+    if nice is not None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)
+        except OSError as exc:
+            now = os.getpriority(os.PRIO_PROCESS, 0)
+            raise CronError(
+                f"--nice {nice}: {exc.strerror}; below the current niceness ({now}) only "
+                "root may go"
+            ) from None
+    if ionice is not None:
+        number, level = ionice
+        argv = ["ionice", "-c", str(number), *(["-n", str(level)] if level is not None else [])]
+        shown = f"{number}:{level}" if level is not None else str(number)
+        try:
+            proc = subprocess.run(
+                [*argv, "-p", str(os.getpid())], capture_output=True, text=True, check=False
+            )
+        except OSError as exc:
+            raise CronError(
+                f"--ionice {shown}: cannot run ionice ({exc.strerror}); install util-linux"
+            ) from None
+        if proc.returncode:
+            said = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise CronError(f"--ionice {shown}: ionice failed: {said}")
+
+
+def _random_sleep(seconds: float) -> float:
+    """Sleep a random time up to `seconds` (os.urandom: `random` costs an import)."""
+    if seconds <= 0:
+        return 0.0
+    slept = int.from_bytes(os.urandom(7), "big") / (1 << 56) * seconds
+    time.sleep(slept)
+    return slept
+
+
 def run_job(
     home: Path,
     plugin: str,
@@ -70,27 +166,43 @@ def run_job(
     *,
     wrapper: Path,
     timeout: float,
+    nice: int | None = None,
+    ionice: tuple[int, int | None] | None = None,
+    random_sleep: float = 0.0,
+    lock: bool = True,
 ) -> int:
     """Run `command` of `plugin` once (skipped while a previous run holds the lock).
 
     Returns the command's exit status, TIMED_OUT when it was killed by the timeout
-    (0 means no timeout), and 0 when the run was skipped.
+    (0 means no timeout), and 0 when the run was skipped. `nice` and `ionice` lower the
+    job's priority; `random_sleep` waits up to that many seconds first; without `lock`,
+    runs may overlap.
     """
     from filelock import FileLock, Timeout
+
+    from toolchain.core.errors import CronError
 
     lock_path = lock_file(home, plugin, command)
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     log = _open_log(log_file(home, plugin))
     shown = " ".join(command)
     with log:
-        lock = FileLock(str(lock_path), timeout=0)
         try:
-            lock.acquire()
+            lower_priority(nice, ionice)
+        except CronError as exc:
+            log.write(f"{_stamp()} not started: {exc}: {shown}\n".encode())
+            raise
+        slept = _random_sleep(random_sleep)
+        held = FileLock(str(lock_path), timeout=0)
+        try:
+            if lock:
+                held.acquire()
         except Timeout:
             log.write(f"{_stamp()} skipped (previous run still running): {shown}\n".encode())
             return 0
         try:
-            log.write(f"{_stamp()} start pid {os.getpid()}: {shown}\n".encode())
+            after = f" after a random sleep of {slept:.1f}s" if random_sleep else ""
+            log.write(f"{_stamp()} start pid {os.getpid()}{after}: {shown}\n".encode())
             started = time.monotonic()
             proc = subprocess.Popen(
                 [str(wrapper), plugin, "--", *command],
@@ -114,4 +226,5 @@ def run_job(
             log.write(f"{_stamp()} end exit {status} after {elapsed:.1f}s: {shown}\n".encode())
             return status
         finally:
-            lock.release()
+            if held.is_locked:
+                held.release()

@@ -37,6 +37,45 @@ class Job:
 
     schedule: str
     command: str
+    options: tuple[str, ...] = ()  # plugin_cron's options, from the line's prefix
+
+
+def split_prefix(command: str, where: str) -> tuple[tuple[str, ...], str]:
+    """(plugin_cron options, command) of a crontab command `--low --nice 5 -- CMD`.
+
+    A command that does not start with `--` has none: no shell command starts so.
+    """
+    if not command.startswith("--"):
+        return (), command
+    from toolchain.running.cron_job import PREFIX_OPTIONS
+
+    words = re.split(r"[ \t]+", command)
+    options: list[str] = []
+    while words and words[0] != "--":
+        word = words.pop(0)
+        if word not in PREFIX_OPTIONS:
+            known = ", ".join(sorted(PREFIX_OPTIONS))
+            raise CronError(
+                f"{where}: unknown plugin_cron option {word!r} before the command ({known}); "
+                "end the options with ` -- `"
+            )
+        options.append(word)
+        check = PREFIX_OPTIONS[word]
+        if check is not None:
+            if not words or words[0] == "--":
+                raise CronError(f"{where}: plugin_cron option {word} needs a value")
+            value = words.pop(0)
+            try:
+                check(value)
+            except ValueError as exc:
+                raise CronError(f"{where}: {exc}") from None
+            options.append(value)
+    if not words:
+        raise CronError(f"{where}: end plugin_cron's options with ` -- ` before the command")
+    rest = re.split(r"(?:^|[ \t]+)--(?:[ \t]+|$)", command, maxsplit=1)[1].strip(" \t")
+    if not rest:
+        raise CronError(f"{where}: no command after plugin_cron's options")
+    return tuple(options), rest
 
 
 def crontab_file(home: Path) -> Path:
@@ -119,7 +158,8 @@ def parse(text: str, env: Mapping[str, str], source: str) -> list[Job]:
             raise CronError(f"{where}: invalid schedule {' '.join(schedule)!r}")
         if _UNESCAPED_PERCENT.search(command):
             raise CronError(f"{where}: cron turns '%' into a newline: write it as '\\%'")
-        jobs.append(Job(" ".join(schedule), command))
+        options, command = split_prefix(command, where)
+        jobs.append(Job(" ".join(schedule), command, options))
     return jobs
 
 
@@ -136,7 +176,8 @@ def wrap(
     the runtime's home first of all) are written into the line as `NAME=value` words for
     the shell cron runs it with; `%`, which cron turns into a newline, is escaped.
     """
-    argv = [str(plugin_cron), plugin, "--timeout", str(seconds), "--", "/bin/sh", "-c"]
+    argv = [str(plugin_cron), plugin, "--timeout", str(seconds), *job.options]
+    argv += ["--", "/bin/sh", "-c"]
     assigned = "".join(
         f"{key}={shlex.quote(value)} " for key, value in sorted((environment or {}).items())
     ).replace("%", "\\%")
