@@ -183,6 +183,62 @@ def test_plugin_env_shell_in_the_plugin_dir_you_stand_in(rt: Runtime, web: Path)
         os.chdir(CHECKOUT)
 
 
+def test_plugin_env_from_any_directory_below_the_plugin(rt: Runtime, web: Path) -> None:
+    # local/ links to the virtualenv elsewhere, as an install makes it; a subdirectory holds
+    # another tool's config.ini.
+    venv = rt.home / "venvs" / "web.1"
+    shutil.move(web / "local", venv)
+    (web / "local").symlink_to(venv)
+    (venv / "bin" / "deep").mkdir()
+    vendored = web / "lib" / "vendor"
+    vendored.mkdir(parents=True)
+    (vendored / "config.ini").write_text("[tool]\nkey = value\n")
+    script = 'echo "$PLUGINS_CURRENT_PLUGIN_NAME"; exit 3\n'
+    for where in (web / "local" / "bin" / "deep", vendored):
+        proc = subprocess.run(
+            [str(BIN / "plugin_env")],
+            input=script,
+            capture_output=True,
+            text=True,
+            cwd=where,
+            env={**os.environ, "SHELL": "/bin/sh", "PWD": str(where)},  # as a shell sets it
+        )
+        assert (proc.returncode, proc.stdout) == (3, "web\n"), (where, proc.stderr)
+
+
+def test_plugin_wrapper_options(rt: Runtime, web: Path) -> None:
+    here = _wrapper("web", "--cwd", "--", "pwd")
+    assert here.stdout == f"{web}\n", here.stderr
+    assert _wrapper("web", "--", "pwd").stdout == f"{CHECKOUT}\n"
+    dumped = _wrapper("web", "--empty", "--", "env", "-0", FROM_CALLER="yes")
+    pairs = dict(item.split("=", 1) for item in dumped.stdout.split("\0") if "=" in item)
+    assert (
+        "FROM_CALLER" not in pairs
+        and "FROM_CALLER=yes" in _wrapper("web", "--", "env", FROM_CALLER="yes").stdout
+    )
+    assert pairs["HOME"] == os.environ["HOME"]
+    assert pairs["PLUGIN_RUNTIME_HOME"] == str(rt.home)
+    assert pairs["PLUGINS_CURRENT_PLUGIN_CUSTOM_SIZE"] == "small"
+    assert pairs["PATH"] == f"{web}/bin:{web}/local/bin:/usr/local/bin:/usr/bin:/bin"
+    assert pairs["PYTHONPATH"] == f"{web}:{web}/lib"
+    kept = {"HOME", "USER", "LOGNAME", "TMPDIR", "PATH", "PYTHONPATH", "LD_LIBRARY_PATH"}
+    assert all(k in kept or k.startswith(("PLUGIN_", "PLUGINS_CURRENT_PLUGIN_")) for k in pairs)
+    # A cache that no longer says what the configuration says (its key still matching):
+    # only --ignore-cache computes the env again, and caches it.
+    assert _wrapper("web", "--", "printenv", "PLUGINS_CURRENT_PLUGIN_CUSTOM_SIZE").stdout == (
+        "small\n"
+    )
+    cached = plugin_env.cache_file(rt, "web")
+    doc = json.loads(cached.read_text())
+    doc["merged"]["custom"]["size"] = "stale"
+    cached.write_text(json.dumps(doc))
+    cached.with_suffix(".marshal").unlink()
+    read = ["printenv", "PLUGINS_CURRENT_PLUGIN_CUSTOM_SIZE"]
+    assert _wrapper("web", "--", *read).stdout == "stale\n"
+    assert _wrapper("web", "--ignore-cache", "--", *read).stdout == "small\n"
+    assert _wrapper("web", "--", *read).stdout == "small\n"
+
+
 def _on_a_terminal(argv: list[str], env: dict[str, str], typed: str) -> str:
     """Run `argv` on a new pseudo-terminal (an interactive shell), type `typed`, read all."""
     master, slave = pty.openpty()

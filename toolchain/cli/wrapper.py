@@ -64,15 +64,31 @@ def plugin_wrapper_main(argv: Sequence[str] | None = None) -> int:
 
     p = parser("plugin_wrapper", "Run one command in a plugin's env; its exit code is returned.")
     p.add_argument("name", metavar="NAME", help="the installed plugin")
-    p.usage = "plugin_wrapper [-h] [-v] NAME -- CMD [ARGS...]"
+    p.add_argument("--cwd", action="store_true", help="run it in the plugin's directory")
+    p.add_argument(
+        "--empty",
+        action="store_true",
+        help="start from an empty environment (but HOME, USER, LOGNAME, the system PATH "
+        "and the PLUGIN_* settings), then add the plugin env",
+    )
+    p.add_argument(
+        "--ignore-cache",
+        action="store_true",
+        help="compute the plugin env again from its configuration files (and cache it)",
+    )
+    p.usage = "plugin_wrapper [-h] [-v] NAME [--cwd] [--empty] [--ignore-cache] -- CMD [ARGS...]"
 
     def body(parsed: argparse.Namespace) -> None:
-        from toolchain.runtime.plugin_env import variables
+        from toolchain.runtime.plugin_env import empty_base, variables
 
         if not command:
             raise UsageError("no command given: use plugin_wrapper NAME -- CMD [ARGS...]")
         rt, plugin_dir = _installed_dir(parsed.name)
-        _exec(command, variables(rt, parsed.name, plugin_dir))
+        base = empty_base() if parsed.empty else None
+        env = variables(rt, parsed.name, plugin_dir, base=base, fresh=parsed.ignore_cache)
+        if parsed.cwd:
+            os.chdir(plugin_dir)
+        _exec(command, env)
 
     return execute(p, body, own)
 
@@ -85,25 +101,29 @@ def plugin_env_main(argv: Sequence[str] | None = None) -> int:
     p = parser(
         "plugin_env",
         "Start an interactive shell ($SHELL, else /bin/bash) in a plugin's env; without "
-        "NAME, in the env of the plugin directory you stand in. Your startup file "
+        "NAME, in the env of the plugin directory you stand in (or in any directory "
+        "below it). Your startup file "
         "(~/.bashrc, ~/.zshrc, $ENV) runs first, then the plugin's entries go first again "
         "on PATH, PYTHONPATH, LD_LIBRARY_PATH and NODE_PATH; the prompt shows (NAME).",
     )
     p.add_argument("name", nargs="?", metavar="NAME")
 
     def body(args: argparse.Namespace) -> None:
-        from toolchain.runtime.plugin_env import find_plugin_dir, require_venv, variables
+        from toolchain.runtime.plugin_env import (
+            find_plugin_dir,
+            require_venv,
+            variables,
+            working_dir,
+        )
 
         if args.name:
             rt, plugin_dir = _installed_dir(args.name)
             name = args.name
         else:
-            from pathlib import Path
-
             from toolchain.config.layers import load
             from toolchain.core.layout import CONFIG_INI, Runtime
 
-            found = find_plugin_dir(Path.cwd())
+            found = find_plugin_dir(working_dir())
             if found is None:
                 raise UsageError("not inside a plugin directory (no config.ini above): give NAME")
             rt, plugin_dir, name = Runtime.current(), found, load(found / CONFIG_INI).name

@@ -120,11 +120,14 @@ def _computed(
     return doc
 
 
-def _settings(runtime: Runtime, name: str, plugin_dir: Path) -> dict[str, Any]:
-    """The cached (or freshly computed) merged configuration and its exported variables."""
+def _settings(
+    runtime: Runtime, name: str, plugin_dir: Path, fresh: bool = False
+) -> dict[str, Any]:
+    """The cached (or freshly computed) merged configuration and its exported variables;
+    `fresh` computes them without reading the cache, and caches the result."""
     key = _cache_key(runtime, name, plugin_dir)
     path = cache_file(runtime, name)
-    doc = _load_cache(path, key)
+    doc = None if fresh else _load_cache(path, key)
     home = str(runtime.home)
     if doc is not None and envcache.load_fast(envcache.fast_path(home, name), key) is None:
         envcache.store_fast(envcache.fast_path(home, name), doc)
@@ -141,17 +144,19 @@ def variables(
     plugin_dir: Path,
     base: Mapping[str, str] | None = None,
     staged: Mapping[str, Path] | None = None,
+    fresh: bool = False,
 ) -> dict[str, str]:
     """The complete environment for a command of plugin `name` living in `plugin_dir`.
 
     `staged`: the trees an install in progress is about to swap in (its postinstall
-    inherits them rather than what is installed); such an env is not cached.
+    inherits them rather than what is installed); such an env is not cached. `fresh`:
+    computed again, whatever the cache holds.
     """
     env = dict(os.environ if base is None else base)
     if staged:
         doc = _computed(runtime, name, plugin_dir, staged)
     else:
-        doc = _settings(runtime, name, plugin_dir)
+        doc = _settings(runtime, name, plugin_dir, fresh)
     merged: dict[str, dict[str, str]] = doc["merged"]
     exported: dict[str, str] | None = doc["exported"]
     if exported is None:
@@ -166,6 +171,23 @@ def variables(
     return envcache.compose(
         env, str(runtime.home), name, str(plugin_dir), merged, exported, deps, own_sites
     )
+
+
+# What `plugin_wrapper --empty` keeps of the caller's environment: who runs the command
+# (as cron and `env -i` logins set it); PATH is the system's, after the plugin's own.
+KEPT_WHEN_EMPTY = ("HOME", "USER", "LOGNAME")
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def empty_base() -> dict[str, str]:
+    """The environment `plugin_wrapper --empty` starts from: the user, the system PATH and
+    the toolchain's own settings (where the runtime is), nothing else."""
+    from toolchain.core import settings
+
+    base = {k: os.environ[k] for k in KEPT_WHEN_EMPTY if k in os.environ}
+    base["PATH"] = SYSTEM_PATH
+    base.update(settings.passed_to_daemons())
+    return base
 
 
 def require_venv(name: str, plugin_dir: Path) -> None:
@@ -183,9 +205,36 @@ def require_venv(name: str, plugin_dir: Path) -> None:
     )
 
 
+def working_dir() -> Path:
+    """Where the user stands, as the shell names it: `$PWD` when it is this directory, so
+    that a directory reached through a link (`local/`, a plugin's virtualenv) is seen
+    inside the plugin, not at the link's target."""
+    logical = os.environ.get("PWD", "")
+    try:
+        if logical.startswith("/") and os.path.samefile(logical, "."):
+            return Path(logical)
+    except OSError:
+        pass
+    return Path.cwd()
+
+
+def _is_plugin_config(path: Path) -> bool:
+    """Whether `path` is a plugin's config.ini (a `[general]` section naming it), and not
+    another tool's file of the same name in a subdirectory."""
+    import configparser
+
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (OSError, UnicodeDecodeError, configparser.Error):
+        return True  # let the plugin's own reading say what is wrong with it
+    return parser.has_option("general", "name")
+
+
 def find_plugin_dir(start: Path) -> Path | None:
-    """The nearest directory at or above `start` holding a `config.ini`."""
+    """The nearest directory at or above `start` holding a plugin's `config.ini`."""
     for directory in (start, *start.parents):
-        if (directory / CONFIG_INI).is_file():
+        config = directory / CONFIG_INI
+        if config.is_file() and _is_plugin_config(config):
             return directory
     return None
