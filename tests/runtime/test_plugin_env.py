@@ -239,6 +239,37 @@ def test_plugin_wrapper_options(rt: Runtime, web: Path) -> None:
     assert _wrapper("web", "--", *read).stdout == "small\n"
 
 
+def test_hostname_keys_export_their_addresses(rt: Runtime) -> None:
+    custom = {"db_hostname": "localhost", "peers_hostnames": "127.0.0.1, localhost,"}
+    root = write_tree(rt.plugin("dbc"), "dbc", custom=custom)
+    (root / "local" / "bin").mkdir(parents=True)
+    prefix = "PLUGINS_CURRENT_PLUGIN_CUSTOM"
+    read = ["printenv", f"{prefix}_DB_HOSTNAME", f"{prefix}_DB_HOSTNAME_IP",
+            f"{prefix}_PEERS_HOSTNAMES_IPS"]  # fmt: skip
+    shown = _wrapper("dbc", "--", *read)
+    assert shown.stdout == "localhost\n127.0.0.1\n127.0.0.1,127.0.0.1\n", shown.stderr
+    # Resolved when the env is computed: the cache keeps an address for hostnames.TTL.
+    cached = plugin_env.cache_file(rt, "dbc")
+    doc = json.loads(cached.read_text())
+    assert doc["expires"] > time.time()
+    for expires, seen in ((time.time() + 100, "10.9.9.9"), (time.time() - 1, "127.0.0.1")):
+        doc["expires"] = expires
+        doc["exported"][f"{prefix}_DB_HOSTNAME_IP"] = "10.9.9.9"  # as if the DNS had changed
+        cached.write_text(json.dumps(doc))
+        cached.with_suffix(".marshal").unlink()
+        assert _wrapper("dbc", "--", "printenv", read[2]).stdout == f"{seen}\n"
+        assert _wrapper("dbc", "--", "printenv", read[2]).stdout == f"{seen}\n"  # the fast path
+    override = rt.home / "config" / "plugins" / "dbc.ini"
+    override.parent.mkdir(parents=True, exist_ok=True)
+    override.write_text("[custom]\npeers_hostnames = localhost, no..such\n")
+    failed = _wrapper("dbc", "--", "true")
+    assert failed.returncode == 1
+    assert failed.stderr == (
+        "ERROR: plugin dbc: [custom] peers_hostnames: 'no..such' does not resolve (not a valid "
+        "host name); fix the name in its configuration or in DNS (/etc/hosts)\n"
+    )
+
+
 def _on_a_terminal(argv: list[str], env: dict[str, str], typed: str) -> str:
     """Run `argv` on a new pseudo-terminal (an interactive shell), type `typed`, read all."""
     master, slave = pty.openpty()

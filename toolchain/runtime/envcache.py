@@ -83,7 +83,14 @@ def dep_identity(plugin_dir: str) -> list[object] | None:
 
 def _deps_current(doc: Mapping[str, object]) -> bool:
     """Whether the required plugins the document was computed with are still the same,
-    and so is the plugin's own virtualenv when the document lists its site-packages."""
+    and so is the plugin's own virtualenv when the document lists its site-packages; and
+    whether the addresses it resolved (`expires`: runtime.hostnames) are still fresh."""
+    expires = doc.get("expires")
+    if expires is not None:
+        import time  # built in: no file to read
+
+        if not isinstance(expires, float) or time.time() >= expires:
+            return False
     deps = doc.get("deps") or []
     if not isinstance(deps, list):
         return False

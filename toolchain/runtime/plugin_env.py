@@ -116,13 +116,29 @@ def _computed(
     if not _templated(merged):
         from toolchain.config.layers import exported
 
-        doc["exported"] = exported(merged, module_name())
+        doc["exported"] = _with_addresses(name, merged, exported(merged, module_name()), doc)
     return doc
 
 
-def _settings(
-    runtime: Runtime, name: str, plugin_dir: Path, fresh: bool = False
-) -> dict[str, Any]:
+def _with_addresses(
+    name: str,
+    merged: Mapping[str, Mapping[str, str]],
+    exported: dict[str, str],
+    doc: dict[str, Any],
+) -> dict[str, str]:
+    """`exported` with the addresses of its `*_hostname(s)` keys; a document holding any
+    expires (`hostnames.TTL`), so that the cache does not keep them for ever."""
+    from toolchain.runtime import hostnames
+
+    found = hostnames.addresses(name, merged, module_name())
+    if found:
+        import time
+
+        doc["expires"] = time.time() + hostnames.TTL
+    return {**exported, **found}
+
+
+def _settings(runtime: Runtime, name: str, plugin_dir: Path, fresh: bool = False) -> dict[str, Any]:
     """The cached (or freshly computed) merged configuration and its exported variables;
     `fresh` computes them without reading the cache, and caches the result."""
     key = _cache_key(runtime, name, plugin_dir)
@@ -166,7 +182,7 @@ def variables(
         env[f"{prefix}_NAME"] = name  # templates may use them
         env[f"{prefix}_DIR"] = str(plugin_dir)
         rendered = layers.render(merged, env, plugin_dir / CONFIG_INI)
-        exported = layers.exported(rendered, module_name())
+        exported = _with_addresses(name, rendered, layers.exported(rendered, module_name()), {})
     deps, own_sites = doc.get("deps") or [], doc.get("own_sites") or []
     return envcache.compose(
         env, str(runtime.home), name, str(plugin_dir), merged, exported, deps, own_sites

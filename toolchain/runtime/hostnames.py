@@ -1,0 +1,60 @@
+"""`*_hostname` and `*_hostnames` keys: their addresses, exported beside them (MetWork's way).
+
+A key `db_hostname = db.example.com` exports `..._DB_HOSTNAME` as any key does, and
+`..._DB_HOSTNAME_IP` with its address; `peers_hostnames = a, b` exports
+`..._PEERS_HOSTNAMES_IPS`, one address per name, comma-separated. Names are resolved when
+the plugin env is computed; a cached env holding addresses is computed again after
+`TTL` seconds, so that a changed DNS entry reaches the next command.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+
+from toolchain.config.layers import env_var_name
+from toolchain.core.errors import ConfigError
+
+TTL = 60.0
+_SUFFIXES = {"hostname": "_IP", "hostnames": "_IPS"}
+
+
+def _suffix(key: str) -> str | None:
+    """`_IP` or `_IPS` for a key naming host names, else None."""
+    last = key.lower().replace("-", "_").rsplit("_", 1)[-1]
+    return _SUFFIXES.get(last)
+
+
+def resolve(host: str) -> str:
+    """The address of `host`: its first IPv4 address when it has one, else the first."""
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except UnicodeError:
+        raise ValueError("not a valid host name") from None
+    except OSError as exc:
+        raise ValueError(exc.strerror or str(exc)) from None
+    addresses = [str(info[4][0]) for info in found]
+    v4 = [a for a in addresses if ":" not in a]
+    return (v4 or addresses)[0]
+
+
+def addresses(plugin: str, merged: Mapping[str, Mapping[str, str]], module: str) -> dict[str, str]:
+    """`{VAR_IP(S): address(es)}` for every non-private `*_hostname(s)` key of `merged`."""
+    out: dict[str, str] = {}
+    for section, keys in merged.items():
+        for key, value in keys.items():
+            suffix = _suffix(key)
+            if key.startswith("_") or suffix is None:
+                continue
+            names = [n.strip() for n in value.split(",")] if suffix == "_IPS" else [value.strip()]
+            resolved = []
+            for name in filter(None, names):
+                try:
+                    resolved.append(resolve(name))
+                except ValueError as exc:
+                    raise ConfigError(
+                        f"plugin {plugin}: [{section}] {key}: {name!r} does not resolve "
+                        f"({exc}); fix the name in its configuration or in DNS (/etc/hosts)"
+                    ) from None
+            out[env_var_name(module, section, key) + suffix] = ",".join(resolved)
+    return out
