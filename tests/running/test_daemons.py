@@ -97,8 +97,37 @@ def test_max_age_picks_the_oldest_overdue_worker_per_program() -> None:
         {"group": "p", "name": "p.v.0", "statename": "RUNNING", "start": 95, "now": 100},
         {"group": "p", "name": "p.u.0", "statename": "STARTING", "start": 0, "now": 100},
     ]
-    ages = {"p.w": 50, "p.v": 50, "p.u": 1}
+    ages = {"p.w": (50, 0), "p.v": (50, 0), "p.u": (1, 0)}
     assert max_age.too_old(infos, ages) == [("p:p.w.0", 100, 50)]
+
+
+def test_max_age_variance_spreads_the_workers_restarts() -> None:
+    started = [
+        {"group": "p", "name": f"p.w.{i}", "statename": "RUNNING", "start": 1000, "now": 1000}
+        for i in range(20)
+    ]
+    limits = [60 + max_age.spread(info, 30) for info in started]
+    assert all(60 <= limit <= 90 for limit in limits)
+    assert len(set(limits)) > 5  # started together, restarted apart
+    assert limits == [60 + max_age.spread(info, 30) for info in started]  # the same each tick
+    one = started[0]
+    for now in range(1000, 1100):
+        due = max_age.too_old([{**one, "now": now}], {"p.w": (60, 30)})
+        if due:
+            break
+    assert now - 1000 == limits[0] and due == [("p:p.w.0", limits[0], limits[0])]
+
+
+def test_debug_runs_one_worker_without_max_age() -> None:
+    merged = {
+        "extra_daemon_w": {"_cmd_and_args": "w", "numprocesses": "4", "max_age": "60",
+                           "max_age_variance": "10", "debug": "1"},
+    }  # fmt: skip
+    [w] = daemons.daemons_of("p", merged)
+    assert (w.numprocesses, w.max_age, w.max_age_variance, w.debug) == (1, 0, 10, True)
+    merged["extra_daemon_w"]["debug"] = "0"
+    [w] = daemons.daemons_of("p", merged)
+    assert (w.numprocesses, w.max_age, w.debug) == (4, 60, False)
 
 
 # --- the real process manager -------------------------------------------------------

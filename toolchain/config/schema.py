@@ -144,6 +144,10 @@ DAEMON: dict[str, Key] = {
     "numprocesses": Key(_int(1), default="1"),
     "graceful_timeout": Key(_int(0), default="10"),
     "max_age": Key(_int(0), default="0"),
+    # Each worker's max_age gets a random 0 to max_age_variance seconds more (circus's).
+    "max_age_variance": Key(_int(0), default="0"),
+    # One worker, no max_age, {MODULE}_CURRENT_DAEMON_DEBUG=1 in its environment.
+    "debug": Key(_bool, default="0"),
     "rlimit_as": Key(_int(0), default="0"),
     "rlimit_nofile": Key(_int(0), default="0"),
     "rlimit_stack": Key(_int(0), default="0"),

@@ -30,6 +30,8 @@ class Daemon:
     numprocesses: int = 1
     graceful_timeout: int = 10
     max_age: int = 0
+    max_age_variance: int = 0
+    debug: bool = False  # one worker, no max_age, ..._CURRENT_DAEMON_DEBUG=1
     rlimits: dict[str, int] = field(default_factory=dict)
     split_streams: bool = False
     split_workers: bool = False
@@ -63,6 +65,7 @@ def daemons_of(plugin: str, merged: Mapping[str, Mapping[str, str]]) -> list[Dae
             argv = shlex.split(command)
         except ValueError as exc:
             raise ConfigError(f"plugin {plugin}: [{section}] _cmd_and_args: {exc}") from None
+        debug = values["debug"].strip().lower() in _TRUE
         limits = {}
         for key, constant in RLIMITS.items():
             number = _int(plugin, section, key, values[key])
@@ -73,11 +76,17 @@ def daemons_of(plugin: str, merged: Mapping[str, Mapping[str, str]]) -> list[Dae
                 plugin=plugin,
                 name=section[len(DAEMON_PREFIX) :],
                 argv=argv,
-                numprocesses=_int(plugin, section, "numprocesses", values["numprocesses"]),
+                numprocesses=1
+                if debug
+                else _int(plugin, section, "numprocesses", values["numprocesses"]),
                 graceful_timeout=_int(
                     plugin, section, "graceful_timeout", values["graceful_timeout"]
                 ),
-                max_age=_int(plugin, section, "max_age", values["max_age"]),
+                max_age=0 if debug else _int(plugin, section, "max_age", values["max_age"]),
+                max_age_variance=_int(
+                    plugin, section, "max_age_variance", values["max_age_variance"]
+                ),
+                debug=debug,
                 rlimits=limits,
                 split_streams=values["log_split_stdout_stderr"].strip().lower() in _TRUE,
                 split_workers=values["log_split_multiple_workers"].strip().lower() in _TRUE,

@@ -10,6 +10,7 @@ workers started together never loses all of them at once.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
@@ -17,28 +18,43 @@ from pathlib import Path
 from typing import Any
 
 
-def max_ages(spec_dir: Path) -> dict[str, int]:
-    """{program: max_age} for every daemon with a max_age, from the program specs."""
-    ages: dict[str, int] = {}
+def max_ages(spec_dir: Path) -> dict[str, tuple[int, int]]:
+    """{program: (max_age, max_age_variance)} for every daemon with a max_age."""
+    ages: dict[str, tuple[int, int]] = {}
     for spec in sorted(spec_dir.glob("*.json")):
         try:
             doc = json.loads(spec.read_text(encoding="utf-8"))
             for entry in doc["daemons"].values():
                 if int(entry.get("max_age", 0)) > 0:
-                    ages[str(entry["program"])] = int(entry["max_age"])
+                    variance = int(entry.get("max_age_variance", 0))
+                    ages[str(entry["program"])] = (int(entry["max_age"]), variance)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # being rewritten or removed: the next tick sees it
     return ages
 
 
-def too_old(infos: list[dict[str, Any]], ages: dict[str, int]) -> list[tuple[str, int, int]]:
-    """(group:name, age, max_age) of the oldest overdue running worker of each program."""
+def spread(info: dict[str, Any], variance: int) -> int:
+    """The extra seconds, 0 to `variance`, one worker's life gets: drawn from its name and
+    start time, so it stays the same at every tick of that life and differs between
+    workers started together."""
+    if variance <= 0:
+        return 0
+    seed = f"{info['group']}:{info['name']}:{info['start']}".encode()
+    return int.from_bytes(hashlib.sha256(seed).digest()[:8], "big") % (variance + 1)
+
+
+def too_old(
+    infos: list[dict[str, Any]], ages: dict[str, tuple[int, int]]
+) -> list[tuple[str, int, int]]:
+    """(group:name, age, its max_age) of the oldest overdue running worker of each program;
+    a worker's max_age is the program's plus its `spread`."""
     chosen: dict[str, tuple[str, int, int]] = {}
     for info in infos:
         program = str(info["name"]).rsplit(".", 1)[0]
-        limit = ages.get(program)
+        limit, variance = ages.get(program, (0, 0))
         if not limit or info["statename"] != "RUNNING":
             continue
+        limit += spread(info, variance)
         age = int(info["now"]) - int(info["start"])
         if age >= limit and (program not in chosen or age > chosen[program][1]):
             chosen[program] = (f"{info['group']}:{info['name']}", age, limit)

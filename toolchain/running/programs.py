@@ -168,6 +168,18 @@ def autorestart_program(plugin: str) -> str:
     return f"plugin_autorestart_{plugin}"
 
 
+def debug_variable() -> str:
+    """`{MODULE}_CURRENT_DAEMON_DEBUG`, set to 1 for the workers of a `debug = 1` daemon."""
+    return f"{settings.module_name()}_CURRENT_DAEMON_DEBUG".upper().replace("-", "_")
+
+
+def _worker_environment(daemon: Daemon, digest: str) -> dict[str, str]:
+    values = {"PLUGIN_CONFIG_DIGEST": digest}
+    if daemon.debug:
+        values[debug_variable()] = "1"
+    return values
+
+
 def _program(home: Path, daemon: Daemon, spec: Path, plugin_dir: Path, digest: str) -> list[str]:
     what = f"plugin {daemon.plugin} [extra_daemon_{daemon.name}]"
     worker = _WORKER if daemon.split_workers else None
@@ -190,7 +202,7 @@ def _program(home: Path, daemon: Daemon, spec: Path, plugin_dir: Path, digest: s
         f"stdout_logfile = {_ini_log(out, what)}",
         f"stdout_logfile_maxbytes = {LOG_MAX_BYTES}",
         f"stdout_logfile_backups = {LOG_BACKUPS}",
-        f'environment = PLUGIN_CONFIG_DIGEST="{digest}"',
+        f"environment = {_environment(_worker_environment(daemon, digest), what)}",
     ]
     if err is None:
         lines.append("redirect_stderr = true")
@@ -268,6 +280,7 @@ def render_plugin(home: Path, programs: PluginPrograms) -> dict[Path, str]:
                 "exec": [wrapper, programs.plugin, "--", *d.argv],
                 "rlimits": d.rlimits,
                 "max_age": d.max_age,
+                "max_age_variance": d.max_age_variance,
                 "listen": d.listen,
             }
             for d in programs.daemons
