@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cron_fixtures import install_fake_crontab
 from tests.support.daemon_fixtures import limits_of, running_pids, wait_for
@@ -51,6 +53,15 @@ def _service(parent: Path, version: str = "0.1.0") -> Path:
     return root
 
 
+def _status(*args: str) -> subprocess.CompletedProcess[str]:
+    """`plugins.status` run as an operator runs it: the installed console script."""
+    script = Path(sys.executable).parent / "plugins.status"
+    return subprocess.run(
+        [str(script), *args], capture_output=True, text=True, env=tool_env(),
+        stdin=subprocess.DEVNULL, timeout=120,
+    )  # fmt: skip
+
+
 def _release(root: Path) -> Path:
     plugin = PluginDir(root)
     freeze.freeze(plugin)
@@ -71,6 +82,26 @@ def test_daemon_plugin_lifecycle(
         assert limits_of(pid)["Max open files"] == "256"
     log = home / "log" / "svc" / "main.log"
     wait_for("heartbeat", lambda: log.is_file() and "svc is alive" in log.read_text())
+    # plugins.status through its console script: each worker's figures read from /proc...
+    shown = _status("--json", "svc")
+    assert shown.returncode == 0, shown.stderr
+    daemons = json.loads(shown.stdout)[0]["daemons"]
+    assert {d["name"]: d["pid"] for d in daemons} == pids
+    for daemon in daemons:
+        used = daemon["resources"]
+        assert used["rss_bytes"] > 0 and used["threads"] >= 1 and used["open_files"] >= 3
+        assert used["processes"] >= 1 and used["cpu_seconds"] >= 0
+    # ...and as Prometheus' textfile collector reads them.
+    scraped = _status("--metrics", "svc")
+    assert scraped.returncode == 0, scraped.stderr
+    samples = [s for f in text_string_to_metric_families(scraped.stdout) for s in f.samples]
+    up = {s.labels["worker"]: s.value for s in samples if s.name == "plugin_daemon_up"}
+    assert up == {"svc:svc.main.0": 1, "svc:svc.main.1": 1}
+    assert {(s.labels["plugin"], s.labels["daemon"]) for s in samples if "worker" in s.labels} == {
+        ("svc", "main")
+    }
+    rss = [s.value for s in samples if s.name == "plugin_daemon_resident_memory_bytes"]
+    assert len(rss) == 2 and min(rss) > 0
     lines = crontab.crontab_file(home).read_text().splitlines()
     job = next(line for line in lines if "job of svc" in line)
     assert job in table.read_text() and "foreign" in table.read_text()
@@ -85,9 +116,25 @@ def test_daemon_plugin_lifecycle(
     override.write_text("[extra_daemon_main]\nnumprocesses = 3\n")
     assert reload_main([]) == 0
     pids = wait_for("three workers", lambda: (p := running_pids(home, "svc")) and len(p) == 3 and p)
+    # debug = 1: one worker, told so in its environment, whatever numprocesses says.
+    override.write_text("[extra_daemon_main]\nnumprocesses = 3\ndebug = 1\n")
+    assert reload_main([]) == 0
+
+    def environ(pid: int) -> list[bytes]:
+        try:
+            return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            return []
+
+    def one_debug_worker() -> bool:
+        p = running_pids(home, "svc") or {}
+        return len(p) == 1 and b"PLUGINS_CURRENT_DAEMON_DEBUG=1" in environ(*p.values())
+
+    wait_for("one worker, in debug mode", one_debug_worker)
     override.write_text("[extra_daemon_main]\nnumprocesses = 2\n")
     assert reload_main([]) == 0
     pids = wait_for("two workers", lambda: (p := running_pids(home, "svc")) and len(p) == 2 and p)
+    assert not [v for pid in pids.values() for v in environ(pid) if b"_DAEMON_DEBUG=" in v]
 
     second = _release(_service(tmp_path / "v2", "0.2.0"))
     assert install_main(["--upgrade", str(second)]) == 0

@@ -54,7 +54,7 @@ def _status(args: argparse.Namespace) -> int:
     import time
 
     from toolchain.core.layout import Runtime
-    from toolchain.running import health, restarts, services
+    from toolchain.running import health, metrics, resources, restarts, services
     from toolchain.runtime import registry
 
     rt = Runtime.current()
@@ -62,23 +62,34 @@ def _status(args: argparse.Namespace) -> int:
     for name in args.name:
         if name not in installed:
             raise ProcessManagerError(f"plugin {name} is not installed in {home}")
+    names = args.name or installed
     running = supervisor.is_running(home)
     processes = supervisor.processes(home) if running else []
+    mine = [p for p in processes if p.plugin in names]
+    # Measured before the checks run: a healthcheck_url request is not the workers' load.
+    figures = resources.sample(p.pid for p in mine)
     report: list[dict[str, Any]] = []
     idle: list[str] = []
     now, restarted = int(time.time()), restarts.read(home)
-    for name in args.name or installed:
+    for name in names:
         daemons = [
             {"name": p.name, "state": p.state, "pid": p.pid,
              "age_s": now - p.started if p.state == "RUNNING" else None,
-             "restarts": restarted.get(p.spec, 0)}
-            for p in processes if p.plugin == name
+             "restarts": restarted.get(p.spec, 0),
+             "resources": (r.as_dict() if (r := figures.get(p.pid)) else None)}
+            for p in mine if p.plugin == name
         ]  # fmt: skip
         env = services.environment(home, name)
         if not running and services.effective_config(home, name, env):
             idle.append(name)
         found = health.check(home, name).as_dict()
         report.append({"plugin": name, "daemons": daemons, "health": found})
+    if args.metrics:
+        states = {row["plugin"]: row["health"]["state"] for row in report}
+        sys.stdout.write(metrics.render(mine, restarted, figures, states, now))
+        # Failing daemons and checks are in the values; a non-zero exit would keep a
+        # textfile collector's previous file (`... > f.tmp && mv f.tmp f.prom`).
+        return 0
     if args.json:
         print(json.dumps(report, indent=1))
     else:
@@ -114,7 +125,13 @@ def _print_status(report: list[dict[str, Any]]) -> None:
             age = f", up {daemon['age_s']}s" if daemon["age_s"] is not None else ""
             again = f", {daemon['restarts']} restart(s)" if daemon["restarts"] else ""
             spec = f"{row['plugin']}:{daemon['name']}"
-            print(f"  daemon {spec}: {daemon['state']}, pid {daemon['pid']}{age}{again}")
+            used = daemon["resources"]
+            load = (
+                f", cpu {used['cpu_percent']:.1f}%, rss {used['rss_bytes'] / 2**20:.0f} MiB"
+                if used
+                else ""
+            )
+            print(f"  daemon {spec}: {daemon['state']}, pid {daemon['pid']}{age}{again}{load}")
 
 
 def _reload(args: argparse.Namespace) -> int:
@@ -159,7 +176,14 @@ def status_main(argv: Sequence[str] | None = None) -> int:
         "healthcheck_url checks, run now); exit 1 if a daemon or a check is failing.",
     )
     p.add_argument("name", nargs="*", help="only these plugins")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    output = p.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="machine-readable output")
+    output.add_argument(
+        "--metrics",
+        action="store_true",
+        help="Prometheus text format, for node_exporter's textfile collector; exit 0 "
+        "whenever it is written, failing daemons and checks being in the values",
+    )
     return execute(p, _status, argv, runtime_writer=True)
 
 
