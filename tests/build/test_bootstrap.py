@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -105,8 +106,170 @@ def test_create_refuses_existing_directory(
     (tmp_path / "hello").mkdir()
     (tmp_path / "hello" / "mine.txt").write_text("precious")
     assert main(["create", "--no-input", "hello"]) == 1
-    assert "already exists" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert (
+        err == f"ERROR: {tmp_path / 'hello'} already exists: add --delete to replace it, or "
+        "choose another name\n"
+    )
     assert [p.name for p in (tmp_path / "hello").iterdir()] == ["mine.txt"]
+
+
+def _tree(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every entry under `root`: mode and content (a link's target), to compare byte for byte."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        if path.is_symlink():
+            data = os.readlink(path).encode()
+        else:
+            data = path.read_bytes() if path.is_file() else b""
+        found[str(path.relative_to(root))] = (st.st_mode, data)
+    return found
+
+
+def _old_plugin(parent: Path) -> Path:
+    """An existing ./hello: a plugin the developer wrote, with an executable and a link."""
+    root = parent / "hello"
+    (root / "bin").mkdir(parents=True)
+    (root / "config.ini").write_text("[general]\nname = hello\n_version = 9.9\n")
+    (root / "bin" / "hello").write_text("#!/bin/sh\necho mine\n")
+    (root / "bin" / "hello").chmod(0o750)
+    (root / "notes").mkdir()
+    (root / "notes" / "mine.txt").write_text("precious")
+    (root / "notes" / "link").symlink_to("mine.txt")
+    return root
+
+
+class _Terminal(io.StringIO):
+    """Stdin as a terminal on which the user types the given text."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_create_delete_no_input_replaces_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    root = _old_plugin(tmp_path)
+    assert main(["create", "--no-input", "--delete", "--json", "hello"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["replaced"] is True and "Delete" not in out
+    assert not (root / "notes").exists()
+    assert "_version = 0.1.0\n" in (root / "config.ini").read_text()
+    assert os.access(root / "postinstall", os.X_OK)
+    assert [p.name for p in tmp_path.iterdir()] == ["hello"]  # no scratch nor old tree left
+
+
+@pytest.mark.parametrize(
+    ("typed", "replaced"),
+    [("n\n", False), ("", False), ("yes\n" + "\n" * 8, True)],  # then 8 defaults
+    ids=["no", "nothing", "yes"],
+)
+def test_create_delete_asks_first(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    typed: str,
+    replaced: bool,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    root = _old_plugin(tmp_path)
+    before = _tree(root)
+    files = sum(1 for p in root.rglob("*") if not p.is_dir() or p.is_symlink())
+    monkeypatch.setattr(sys, "stdin", _Terminal(typed))
+    assert main(["create", "--delete", "--set", "ci=none", "hello"]) == (0 if replaced else 1)
+    captured = capsys.readouterr()
+    assert f"Delete ./hello ({files} files) and create it again? [y/N] " in captured.out
+    if replaced:
+        assert not (root / "notes").exists() and (root / "bin" / "hello").is_file()
+    else:
+        assert captured.err == "ERROR: kept ./hello: nothing deleted (answer y to replace it)\n"
+        assert _tree(root) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["hello"]
+
+
+def test_create_delete_without_a_terminal_keeps_the_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    root = _old_plugin(tmp_path)
+    before = _tree(root)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))  # piped: never read as an answer
+    assert main(["create", "--delete", "hello"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "ERROR: kept ./hello: no terminal to confirm --delete on; add --no-input to replace it "
+        "without asking\n"
+    )
+    assert "Delete" not in captured.out
+    assert _tree(root) == before
+
+
+@pytest.mark.parametrize("kind", ["link", "file"])
+def test_create_delete_refuses_a_link_or_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    target = _old_plugin(tmp_path / "elsewhere")
+    before = _tree(target)
+    if kind == "link":
+        (tmp_path / "hello").symlink_to(target)
+    else:
+        (tmp_path / "hello").write_text("a file")
+    assert main(["create", "--no-input", "--delete", "hello"]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    said = "is a symbolic link" if kind == "link" else "exists and is not a directory"
+    assert f"ERROR: {tmp_path / 'hello'} {said}: " in err
+    assert (tmp_path / "hello").is_symlink() == (kind == "link")
+    assert _tree(target) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "hello"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--template", "nope"], "unknown template 'nope'"),
+        (["--set", "version=not-a-version"], "is not a PEP 440 version"),
+        (["--set", "port=0", "--template", "web"], "port"),
+    ],
+)
+def test_create_delete_keeps_the_old_tree_when_rendering_fails(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    said: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    root = _old_plugin(tmp_path)
+    before = _tree(root)
+    assert main(["create", "--no-input", "--delete", *argv, "hello"]) == 1
+    assert said in capsys.readouterr().err
+    assert _tree(root) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["hello"]  # no scratch directory left
+
+
+def test_create_delete_keeps_the_old_tree_when_the_swap_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    root = _old_plugin(tmp_path)
+    before = _tree(root)
+    rename = Path.rename
+
+    def failing(self: Path, target: Path) -> Path:  # the new tree cannot be renamed in
+        if Path(target) == root and self.parent.name == "out":
+            raise OSError(28, "No space left on device")
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", failing)
+    assert main(["create", "--no-input", "--delete", "hello"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot rename the new plugin into place (No space left on device); kept" in err
+    assert _tree(root) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["hello"]
 
 
 def test_create_unknown_template(

@@ -104,6 +104,17 @@ def merge(template: Template, work: Path) -> Path:
     return merged
 
 
+def check_answers(template: Template, answers: Mapping[str, str]) -> None:
+    """UsageError when `answers` (`--set`) name a field `template` does not have."""
+    unknown = sorted(set(answers) - set(fields(template)))
+    if unknown:
+        known = ", ".join(fields(template))
+        raise UsageError(
+            f"--set {', '.join(unknown)}: template {template.name!r} has no such field; "
+            f"its fields are {known}"
+        )
+
+
 def render(
     template: Template,
     name: str,
@@ -111,23 +122,21 @@ def render(
     *,
     no_input: bool,
     answers: Mapping[str, str] | None = None,
+    replace: bool = False,
 ) -> Path:
     """Render `template` as plugin `name` into `dest_parent/name`; return that directory.
 
     `answers` preset fields (`ci`, `port`, ...): they become the defaults when prompting,
-    the values with `no_input`.
+    the values with `no_input`. An existing `dest_parent/name` is an error, unless
+    `replace`: then that directory (never a link nor a file) is replaced by the new one.
 
-    The plugin is rendered in a scratch directory beside its destination and renamed into
-    place, so a failed rendering (a refused answer, a hook) leaves nothing behind.
+    The plugin is rendered in a hidden scratch directory beside its destination and
+    renamed into place, so a failed rendering (a refused answer, a hook) leaves nothing
+    behind and a replaced directory as it was. A replaced directory is renamed into the
+    scratch directory, the new one renamed in, and the scratch directory then removed.
     """
     check_name(name)
-    unknown = sorted(set(answers or {}) - set(fields(template)))
-    if unknown:
-        known = ", ".join(fields(template))
-        raise UsageError(
-            f"--set {', '.join(unknown)}: template {template.name!r} has no such field; "
-            f"its fields are {known}"
-        )
+    check_answers(template, answers or {})
     answers = {UNPROMPTED.get(key, key): value for key, value in (answers or {}).items()}
     if "toolchain" in fields(template) and "_toolchain" not in answers:
         from toolchain.build import toolchain_source
@@ -135,7 +144,9 @@ def render(
         answers["_toolchain"] = toolchain_source.requirement()
     dest = dest_parent / name
     if dest.exists() or dest.is_symlink():
-        raise TemplateError(f"{dest} already exists: remove it or choose another name")
+        if not replace:
+            raise TemplateError(f"{dest} already exists: remove it or choose another name")
+        replaceable(dest)  # before anything is asked or rendered
     from cookiecutter.exceptions import CookiecutterException, FailedHookException
     from cookiecutter.main import cookiecutter
 
@@ -171,7 +182,53 @@ def render(
             ) from None
         finally:
             os.environ.pop(settings.TEMPLATE_PROBLEMS, None)
-        Path(rendered).rename(dest)
+        _move_in(Path(rendered), dest, scratch / "replaced")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if scratch.exists():  # e.g. a read-only directory in a replaced tree
+            logging.getLogger(__name__).warning(
+                "%s: could not remove all of it; delete it yourself", scratch
+            )
     return dest
+
+
+def replaceable(dest: Path) -> int:
+    """The number of files under `dest`, a directory `render(replace=True)` may replace;
+    TemplateError when it is a symbolic link or not a directory (it is never replaced)."""
+    if dest.is_symlink():
+        raise TemplateError(
+            f"{dest} is a symbolic link: only a real directory is replaced; remove the link "
+            "or choose another name"
+        )
+    if not dest.is_dir():
+        raise TemplateError(
+            f"{dest} exists and is not a directory: it is not replaced; remove it or choose "
+            "another name"
+        )
+    count = 0
+    for top, dirs, files in os.walk(dest):  # links to directories are listed, not entered
+        count += len(files) + sum(1 for d in dirs if os.path.islink(os.path.join(top, d)))
+    return count
+
+
+def _move_in(rendered: Path, dest: Path, aside: Path) -> None:
+    """Rename `rendered` to `dest`; an existing `dest` is renamed to `aside` first (and
+    removed with the scratch directory holding it), or back if the second rename fails."""
+    replacing = dest.exists() or dest.is_symlink()
+    if replacing:
+        replaceable(dest)  # still a directory, as when it was counted
+        try:
+            dest.rename(aside)
+        except OSError as exc:
+            raise TemplateError(f"{dest}: cannot move it aside ({exc.strerror}); kept") from None
+    try:
+        rendered.rename(dest)
+    except BaseException as exc:
+        if replacing:
+            aside.rename(dest)
+        if isinstance(exc, OSError):
+            said = "kept as it was" if replacing else "nothing created"
+            raise TemplateError(
+                f"{dest}: cannot rename the new plugin into place ({exc.strerror}); {said}"
+            ) from None
+        raise

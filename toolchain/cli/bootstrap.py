@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from toolchain.cli.command import execute, parser
-from toolchain.core.errors import CommandError, ToolchainError, UsageError
+from toolchain.core.errors import CommandError, TemplateError, ToolchainError, UsageError
 from toolchain.core.runner import run
 
 
@@ -51,7 +51,20 @@ def _create(args: argparse.Namespace) -> int:
     names.check_name(args.name)  # before anything is written
     chosen = template.find(args.template)
     answers = dict(_answer(item) for item in args.set)
-    dest = template.render(chosen, args.name, Path.cwd(), no_input=args.no_input, answers=answers)
+    template.check_answers(chosen, answers)  # before --delete asks anything
+    existing = Path.cwd() / args.name
+    replace = existing.exists() or existing.is_symlink()
+    if replace:
+        if existing.is_symlink() or not existing.is_dir():
+            template.replaceable(existing)  # refused, --delete or not: it says why
+        if not args.delete:
+            raise TemplateError(
+                f"{existing} already exists: add --delete to replace it, or choose another name"
+            )
+        _confirm_delete(args, template.replaceable(existing))
+    dest = template.render(
+        chosen, args.name, Path.cwd(), no_input=args.no_input, answers=answers, replace=replace
+    )
     if not args.json:
         print(f"created: {dest}")
     _warn_about_ci(dest)
@@ -76,9 +89,29 @@ def _create(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"installed in development mode: {args.name}")
     if args.json:
-        doc = {"name": args.name, "template": chosen.name, "path": str(dest)}
+        doc = {"name": args.name, "template": chosen.name, "path": str(dest), "replaced": replace}
         print(json.dumps({**doc, "built": args.make or args.install, "devlinked": args.install}))
     return 0
+
+
+def _confirm_delete(args: argparse.Namespace, files: int) -> None:
+    """Ask before `create --delete` replaces ./NAME (not with --no-input); TemplateError
+    when the answer is not yes, or when there is no terminal to ask on."""
+    if args.no_input:
+        return
+    where = f"./{args.name}"
+    if not sys.stdin.isatty():
+        raise TemplateError(
+            f"kept {where}: no terminal to confirm --delete on; add --no-input to replace it "
+            "without asking"
+        )
+    plural = "" if files == 1 else "s"
+    try:
+        answer = input(f"Delete {where} ({files} file{plural}) and create it again? [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        raise TemplateError(f"kept {where}: nothing deleted (answer y to replace it)")
 
 
 def _ci_toolchain(dest: Path) -> str | None:
@@ -132,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="answer a field (version, ci, port, ...): the default when asked, the value "
         "with --no-input; repeatable",
+    )
+    s.add_argument(
+        "--delete",
+        action="store_true",
+        help="replace an existing ./NAME directory (asks first, unless --no-input)",
     )
     s.add_argument("--json", action="store_true", help="print the result as one JSON object")
     s.add_argument("--make", action="store_true", help="also build the virtualenv (make)")

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from toolchain.cli.command import execute, parser
+from toolchain.cli.command import EXIT_FAILURE, EXIT_OK, error, execute, parser
 from toolchain.core.errors import UsageError, VenvError
 from toolchain.core.layout import ALLOW_BINARY, CONFIG_INI, VENV_STAMP, PluginDir
 
@@ -134,6 +134,26 @@ def _test(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from toolchain.running import validate
+
+    plugin = _plugin(args)  # a usage error when there is no config.ini
+    report = validate.check(Path(args.directory))  # problems name paths as -C gave them
+    if args.json:
+        status = "ok" if report.ok else "failed"
+        doc = {"step": args.step, "status": status, "path": str(plugin.root)}
+        print(json.dumps({**doc, **report.as_dict()}))
+    elif report.ok:
+        print(f"ok: {report.summary()}")
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    if report.ok:
+        return EXIT_OK
+    count = f"{len(report.problems)} problem{'s' if len(report.problems) > 1 else ''}"
+    error(f"plugin {report.name}: {count} in {plugin.root}; fix them and check again")
+    return EXIT_FAILURE
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `plugin-build` command line."""
     p = parser("plugin-build", "Build steps of a plugin directory (run by its Makefile).")
@@ -161,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_node)
     s = sub.add_parser("test", help="run tests/ (python -m unittest) in the plugin env")
     s.set_defaults(func=_test)
+    s = sub.add_parser(
+        "check",
+        help="check config.ini, the daemons, the crontab, postinstall and healthcheck; "
+        "build nothing",
+    )
+    s.set_defaults(func=_check)
     return p
 
 
