@@ -185,13 +185,14 @@ def compose(
     exported: Mapping[str, str],
     deps: Sequence[Sequence[Any]] = (),
     own_sites: Sequence[str] = (),
+    make_tmp: bool = True,
 ) -> dict[str, str]:
     """The complete environment of a command of plugin `name`.
 
     The plugin's own entries come first, then those of each plugin it requires (`deps`:
     `[directory, identity, site-packages directories]`, nearest first). With such layers,
     the plugin's own site-packages (`own_sites`) go on PYTHONPATH before theirs, so that
-    its packages shadow a required plugin's.
+    its packages shadow a required plugin's. `make_tmp`: create the `TMPDIR` it names.
     """
     env = dict(base)
     prefix = f"{settings.module_name()}_CURRENT_PLUGIN".upper().replace("-", "_")
@@ -220,7 +221,8 @@ def compose(
     _prepend(env, "PYTHONPATH", python_path)
     _prepend(env, "LD_LIBRARY_PATH", libraries)
     tmp = os.path.join(home, "tmp", name)
-    os.makedirs(tmp, exist_ok=True)
+    if make_tmp:
+        os.makedirs(tmp, exist_ok=True)
     env["TMPDIR"] = tmp
     return env
 

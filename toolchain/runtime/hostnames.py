@@ -10,7 +10,7 @@ the plugin env is computed; a cached env holding addresses is computed again aft
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from toolchain.config.layers import env_var_name
 from toolchain.core.errors import ConfigError
@@ -38,8 +38,15 @@ def resolve(host: str) -> str:
     return (v4 or addresses)[0]
 
 
-def addresses(plugin: str, merged: Mapping[str, Mapping[str, str]], module: str) -> dict[str, str]:
-    """`{VAR_IP(S): address(es)}` for every non-private `*_hostname(s)` key of `merged`."""
+def addresses(
+    plugin: str,
+    merged: Mapping[str, Mapping[str, str]],
+    module: str,
+    resolver: Callable[[str], str] | None = None,
+) -> dict[str, str]:
+    """`{VAR_IP(S): address(es)}` for every non-private `*_hostname(s)` key of `merged`;
+    `resolver` (default `resolve`) turns a name into its address."""
+    resolver = resolver or resolve
     out: dict[str, str] = {}
     for section, keys in merged.items():
         for key, value in keys.items():
@@ -50,7 +57,7 @@ def addresses(plugin: str, merged: Mapping[str, Mapping[str, str]], module: str)
             resolved = []
             for name in filter(None, names):
                 try:
-                    resolved.append(resolve(name))
+                    resolved.append(resolver(name))
                 except ValueError as exc:
                     raise ConfigError(
                         f"plugin {plugin}: [{section}] {key}: {name!r} does not resolve "
