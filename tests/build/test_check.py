@@ -168,6 +168,14 @@ def test_every_problem_is_named_at_once(svc: Path, capsys: pytest.CaptureFixture
     assert (code, doc["status"], doc["problems"]) == (1, "failed", err[:4])
 
 
+def test_a_missing_general_section_is_named_once(
+    svc: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (svc / "config.ini").write_text("[custom]\na = 1\n")
+    code, _out, err = run_check(svc, capsys)
+    assert code == 1 and sum("missing section [general]" in line for line in err) == 1, err
+
+
 def test_make_check(created: Path, tmp_path: Path) -> None:
     """The real `make check`, through the toolchain's installed console scripts."""
     root = _copy(created, tmp_path, "default")

@@ -189,7 +189,7 @@ def test_list_and_create_print_json(
     assert main(["create", "--no-input", "--json", "--template", "web", "tpl"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc == {"name": "tpl", "template": "web", "path": str(tmp_path / "tpl"),
-                   "built": False, "devlinked": False}  # fmt: skip
+                   "built": False, "devlinked": False, "replaced": False}  # fmt: skip
     assert build_main(["-C", str(tmp_path / "tpl"), "--json", "test"]) == 1  # no local/ yet
     (tmp_path / "tpl" / "tests" / "test_http.py").unlink()
     (tmp_path / "tpl" / "tests").rmdir()

@@ -81,6 +81,14 @@ def test_a_prefix_of_options_goes_to_plugin_cron() -> None:
     [job] = crontab.parse("@daily --nice 5 --ionice best-effort:7 --timeout 9 -- run", ENV, "c")
     assert job.options == ("--nice", "5", "--ionice", "best-effort:7", "--timeout", "9")
     assert crontab.parse("@daily -- run", ENV, "c") == [crontab.Job("@daily", "run")]
+    # Values as plugin_cron's parser reads them again: int() and float() take more.
+    [job] = crontab.parse("@daily --nice -1_0 --timeout -0e0 --ionice 2:7 -- run", ENV, "c")
+    assert job.options == ("--nice", "-10", "--timeout", "-0", "--ionice", "best-effort:7")
+    from toolchain.cli.cron import build_parser
+
+    argv = shlex.split(crontab.wrap("p", job, Path("/bin/plugin_cron"), 60)[10:])
+    parsed = build_parser().parse_args(argv[1 : argv.index("--")])
+    assert (parsed.nice, parsed.timeout, parsed.ionice) == (-10, 0.0, (2, 7))
 
 
 @pytest.mark.parametrize(
@@ -91,6 +99,7 @@ def test_a_prefix_of_options_goes_to_plugin_cron() -> None:
         ("--nice -- run", "option --nice needs a value"),
         ("--ionice idle:3 -- run", "only best-effort and realtime take a level"),
         ("--ionice fast -- run", "the class is idle, best-effort, realtime or none"),
+        ("--ionice \u00b2 -- run", "--ionice \u00b2: the class is idle, best-effort"),
         ("--random-sleep soon -- run", "'soon' is not a number of seconds"),
         ("--low run", "unknown plugin_cron option 'run'"),
         ("--low", "end plugin_cron's options with ` -- `"),

@@ -158,3 +158,24 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return "Z"
+
+
+def test_a_plugin_whose_env_cannot_be_computed_fails_alone_in_the_status(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert install_main([str(_release(tmp_path, "fine", "1.0", None))]) == 0
+    assert install_main([str(_release(tmp_path, "dns", "1.0", None))]) == 0
+    override = Runtime.current().home / "config" / "plugins" / "dns.ini"
+    override.write_text("[custom]\ndb_hostname = no..such\n")  # after the install
+    capsys.readouterr()
+    assert status_main(["--json"]) == 1
+    out, err = capsys.readouterr()
+    rows = {row["plugin"]: row["health"] for row in json.loads(out)}
+    assert rows["fine"]["state"] == "none"
+    assert rows["dns"]["state"] == "failing"
+    assert "'no..such' does not resolve" in rows["dns"]["checks"][0]["output"]
+    assert err.startswith("ERROR: 1 plugin(s) failing their health checks: dns (dns plugin env")
+    assert status_main(["--metrics"]) == 0  # the values say it
+    metrics = capsys.readouterr().out
+    assert 'plugin_health_ok{plugin="dns"} 0\n' in metrics
+    assert 'plugin_health_ok{plugin="fine"} 1\n' in metrics

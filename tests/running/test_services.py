@@ -105,6 +105,24 @@ def test_daemon_programs_follow_the_plugin_env(home: Path) -> None:
     assert not (programs.config_dir(home) / "web.conf").exists()
 
 
+def test_a_rotating_dns_answer_restarts_no_daemon(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from toolchain.core.layout import Runtime
+    from toolchain.runtime import hostnames, plugin_env
+
+    extra = "[custom]\ndb_hostname = db.example\n[extra_daemon_web]\n_cmd_and_args = serve\n"
+    _plugin(home, "web", extra=extra)
+    answers = iter(["10.0.0.1", "10.0.0.2"])  # round-robin DNS: cannot be caused here
+    monkeypatch.setattr(hostnames, "resolve", lambda host: next(answers))
+    first = services.programs_of(home, "web").digest
+    plugin_env.drop_cache(Runtime(home), "web")
+    assert services.environment(home, "web")["PLUGINS_CURRENT_PLUGIN_CUSTOM_DB_HOSTNAME_IP"] == (
+        "10.0.0.2"
+    )
+    assert services.programs_of(home, "web").digest == first
+
+
 def test_devlinked_plugin_with_daemons_gets_a_watcher(home: Path, tmp_path: Path) -> None:
     source = tmp_path / "src" / "dev"
     source.mkdir(parents=True)

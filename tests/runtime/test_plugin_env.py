@@ -17,6 +17,7 @@ import pytest
 
 from tests.support.plugin_factory import write_tree
 from toolchain.cli.wrapper import plugin_env_main, plugin_wrapper_main
+from toolchain.core.errors import ConfigError
 from toolchain.core.layout import Runtime
 from toolchain.runtime import plugin_env
 
@@ -207,8 +208,8 @@ def test_plugin_env_from_any_directory_below_the_plugin(rt: Runtime, web: Path) 
 
 
 def test_plugin_wrapper_options(rt: Runtime, web: Path) -> None:
-    here = _wrapper("web", "--cwd", "--", "pwd")
-    assert here.stdout == f"{web}\n", here.stderr
+    here = _wrapper("web", "--cwd", "--", "sh", "-c", "pwd; printenv PWD")
+    assert here.stdout == f"{web}\n{web}\n", here.stderr
     assert _wrapper("web", "--", "pwd").stdout == f"{CHECKOUT}\n"
     dumped = _wrapper("web", "--empty", "--", "env", "-0", FROM_CALLER="yes")
     pairs = dict(item.split("=", 1) for item in dumped.stdout.split("\0") if "=" in item)
@@ -268,6 +269,33 @@ def test_hostname_keys_export_their_addresses(rt: Runtime) -> None:
         "ERROR: plugin dbc: [custom] peers_hostnames: 'no..such' does not resolve (not a valid "
         "host name); fix the name in its configuration or in DNS (/etc/hosts)\n"
     )
+
+
+def test_addresses_outlive_a_dns_failure_once_resolved(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from toolchain.runtime import hostnames
+
+    root = write_tree(rt.plugin("dbc"), "dbc", custom={"db_hostname": "localhost"})
+    (root / "local" / "bin").mkdir(parents=True)
+    var = "PLUGINS_CURRENT_PLUGIN_CUSTOM_DB_HOSTNAME_IP"
+    assert plugin_env.variables(rt, "dbc", root)[var] == "127.0.0.1"
+
+    def down(host: str) -> str:  # a DNS server that does not answer: cannot be caused here
+        raise ValueError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(hostnames, "resolve", down)
+    cached = plugin_env.cache_file(rt, "dbc")
+    doc = json.loads(cached.read_text())
+    doc["expires"] = time.time() - 1
+    cached.write_text(json.dumps(doc))
+    assert plugin_env.variables(rt, "dbc", root)[var] == "127.0.0.1"
+    assert "does not resolve (Temporary failure in name resolution); keeping the last" in (
+        caplog.text
+    )
+    plugin_env.drop_cache(rt, "dbc")  # nothing resolved before: an error
+    with pytest.raises(ConfigError, match=r"\[custom\] db_hostname: 'localhost' does not"):
+        plugin_env.variables(rt, "dbc", root)
 
 
 def _on_a_terminal(argv: list[str], env: dict[str, str], typed: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain.cli.command import execute, parser
-from toolchain.core.errors import ProcessManagerError
+from toolchain.core.errors import ProcessManagerError, ToolchainError
 from toolchain.running import supervisor
 
 
@@ -79,10 +79,14 @@ def _status(args: argparse.Namespace) -> int:
              "resources": (r.as_dict() if (r := figures.get(p.pid)) else None)}
             for p in mine if p.plugin == name
         ]  # fmt: skip
-        env = services.environment(home, name)
-        if not running and services.effective_config(home, name, env):
-            idle.append(name)
-        found = health.check(home, name).as_dict()
+        try:
+            env = services.environment(home, name)
+            if not running and services.effective_config(home, name, env):
+                idle.append(name)
+            found = health.check(home, name).as_dict()
+        except ToolchainError as exc:  # its env cannot be computed: failing, not the others
+            check = {"check": "plugin env", "ok": False, "output": str(exc)}
+            found = {"state": "failing", "checks": [check]}
         report.append({"plugin": name, "daemons": daemons, "health": found})
     if args.metrics:
         states = {row["plugin"]: row["health"]["state"] for row in report}

@@ -88,6 +88,7 @@ def plugin_wrapper_main(argv: Sequence[str] | None = None) -> int:
         env = variables(rt, parsed.name, plugin_dir, base=base, fresh=parsed.ignore_cache)
         if parsed.cwd:
             os.chdir(plugin_dir)
+            env["PWD"] = str(plugin_dir)  # as a shell's cd sets it
         _exec(command, env)
 
     return execute(p, body, own)

@@ -45,18 +45,30 @@ def nice_value(text: str) -> int:
 def ionice_value(text: str) -> tuple[int, int | None]:
     """`--ionice CLASS[:LEVEL]`: (class number, level or None), as ionice(1) takes them."""
     name, _sep, level = text.partition(":")
-    number = IO_CLASSES.get(name) if not name.isdigit() else int(name)
+    number = int(name) if name in ("0", "1", "2", "3") else IO_CLASSES.get(name)
     if number is None or number not in IO_CLASSES.values():
         raise ValueError(
             f"--ionice {text}: the class is idle, best-effort, realtime or none (or 0-3)"
         )
     if not level:
         return number, None
-    if number not in (1, 2) or not level.isdigit() or not 0 <= int(level) <= 7:
+    if number not in (1, 2) or len(level) != 1 or level not in "01234567":
         raise ValueError(
             f"--ionice {text}: only best-effort and realtime take a level, from 0 to 7"
         )
     return number, int(level)
+
+
+def canonical(value: object) -> str:
+    """A checked option value written back as plugin_cron's parser reads it again: `-1_0`
+    or `-0e0` pass int() and float() but are not numbers to argparse."""
+    if isinstance(value, tuple):
+        number, level = value
+        name = next(k for k, v in IO_CLASSES.items() if v == number)
+        return name if level is None else f"{name}:{level}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
 def seconds_value(text: str) -> float:

@@ -47,7 +47,7 @@ def split_prefix(command: str, where: str) -> tuple[tuple[str, ...], str]:
     """
     if not command.startswith("--"):
         return (), command
-    from toolchain.running.cron_job import PREFIX_OPTIONS
+    from toolchain.running.cron_job import PREFIX_OPTIONS, canonical
 
     words = re.split(r"[ \t]+", command)
     options: list[str] = []
@@ -66,10 +66,9 @@ def split_prefix(command: str, where: str) -> tuple[tuple[str, ...], str]:
                 raise CronError(f"{where}: plugin_cron option {word} needs a value")
             value = words.pop(0)
             try:
-                check(value)
+                options.append(canonical(check(value)))
             except ValueError as exc:
                 raise CronError(f"{where}: {exc}") from None
-            options.append(value)
     if not words:
         raise CronError(f"{where}: end plugin_cron's options with ` -- ` before the command")
     rest = re.split(r"(?:^|[ \t]+)--(?:[ \t]+|$)", command, maxsplit=1)[1].strip(" \t")

@@ -24,7 +24,7 @@ from toolchain.core.scripts import console_script
 from toolchain.core.settings import config_name, module_name
 from toolchain.running import crontab, programs, supervisor
 from toolchain.running.daemons import daemons_of
-from toolchain.runtime import plugin_env, registry
+from toolchain.runtime import hostnames, plugin_env, registry
 
 
 def installed(home: Path) -> list[str]:
@@ -80,9 +80,12 @@ def programs_of(home: Path, name: str) -> programs.PluginPrograms:
     merged = effective_config(home, name, env)
     daemons = daemons_of(name, merged)
     # Restart when the configuration, the plugin's exported variables or its tree (an
-    # upgrade, a version swapped back: the inode of plugins/NAME) change.
+    # upgrade, a version swapped back: the inode of plugins/NAME) change; a worker resolves
+    # its host names when it starts.
     prefix = layers.env_var_name(module_name(), "", "").rstrip("_")
-    exported = {k: v for k, v in env.items() if k.startswith(prefix)}
+    exported = {  # not the resolved addresses: a DNS rotation is no configuration change
+        k: v for k, v in env.items() if k.startswith(prefix) and not hostnames.is_address(k)
+    }
     state = json.dumps([merged, exported, plugin_dir.stat().st_ino], sort_keys=True).encode()
     digest = hashlib.sha256(state).hexdigest()[:16]
     return programs.PluginPrograms(

@@ -111,7 +111,7 @@ def _validated(raw: Raw, path: Path, problems: list[str]) -> Raw:
             problems.append(str(exc))
         else:
             good[section] = keys
-    if len(good) == len(raw):
+    if general is not None and len(good) == len(raw):
         try:  # any rule across sections, which the checks one by one cannot see
             schema.validate(raw, path)
         except ConfigError as exc:

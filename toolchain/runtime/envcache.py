@@ -81,16 +81,20 @@ def dep_identity(plugin_dir: str) -> list[object] | None:
     return [entry, config, venv_identity(plugin_dir)]
 
 
+def _fresh(doc: Mapping[str, object]) -> bool:
+    """Whether the addresses the document resolved (`expires`: runtime.hostnames) are
+    still fresh; True for a document without any."""
+    expires = doc.get("expires")
+    if expires is None:
+        return True
+    import time  # built in: no file to read
+
+    return isinstance(expires, float) and time.time() < expires
+
+
 def _deps_current(doc: Mapping[str, object]) -> bool:
     """Whether the required plugins the document was computed with are still the same,
-    and so is the plugin's own virtualenv when the document lists its site-packages; and
-    whether the addresses it resolved (`expires`: runtime.hostnames) are still fresh."""
-    expires = doc.get("expires")
-    if expires is not None:
-        import time  # built in: no file to read
-
-        if not isinstance(expires, float) or time.time() >= expires:
-            return False
+    and so is the plugin's own virtualenv when the document lists its site-packages."""
     deps = doc.get("deps") or []
     if not isinstance(deps, list):
         return False
@@ -131,8 +135,9 @@ def open_private(path: str, binary: bool = True) -> IO[Any]:
     return os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8")
 
 
-def load(path: str, key: Sequence[object]) -> dict[str, object] | None:
-    """The cached JSON document at `path` if it was computed for `key`."""
+def load(path: str, key: Sequence[object], expired: bool = False) -> dict[str, object] | None:
+    """The cached JSON document at `path` if it was computed for `key` (and is fresh, unless
+    `expired`: its addresses are what the next computation falls back on)."""
     import json
 
     try:
@@ -144,7 +149,7 @@ def load(path: str, key: Sequence[object]) -> dict[str, object] | None:
         return None
     if not isinstance(doc, dict) or doc.get("key") != key or not _deps_current(doc):
         return None
-    return doc
+    return doc if expired or _fresh(doc) else None
 
 
 def load_fast(path: str, key: Sequence[object]) -> dict[str, object] | None:
@@ -158,7 +163,7 @@ def load_fast(path: str, key: Sequence[object]) -> dict[str, object] | None:
         return None
     if not isinstance(doc, dict) or doc.get("key") != key or not _deps_current(doc):
         return None
-    return doc
+    return doc if _fresh(doc) else None
 
 
 def store_fast(path: str, doc: Mapping[str, object]) -> None:

@@ -9,6 +9,7 @@ the plugin env is computed; a cached env holding addresses is computed again aft
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable, Mapping
 
@@ -23,6 +24,11 @@ def _suffix(key: str) -> str | None:
     """`_IP` or `_IPS` for a key naming host names, else None."""
     last = key.lower().replace("-", "_").rsplit("_", 1)[-1]
     return _SUFFIXES.get(last)
+
+
+def is_address(variable: str) -> bool:
+    """Whether `variable` is one this module adds (`..._HOSTNAME_IP`, `..._HOSTNAMES_IPS`)."""
+    return variable.endswith(("_HOSTNAME_IP", "_HOSTNAMES_IPS"))
 
 
 def resolve(host: str) -> str:
@@ -43,9 +49,13 @@ def addresses(
     merged: Mapping[str, Mapping[str, str]],
     module: str,
     resolver: Callable[[str], str] | None = None,
+    previous: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """`{VAR_IP(S): address(es)}` for every non-private `*_hostname(s)` key of `merged`;
-    `resolver` (default `resolve`) turns a name into its address."""
+    `resolver` (default `resolve`) turns a name into its address. A name that does not
+    resolve is an error, unless `previous` (the variables of the last computation, with
+    the same configuration) has its variable: a DNS server that does not answer for a
+    while then keeps the plugin running on the last addresses, with a warning."""
     resolver = resolver or resolve
     out: dict[str, str] = {}
     for section, keys in merged.items():
@@ -54,14 +64,21 @@ def addresses(
             if key.startswith("_") or suffix is None:
                 continue
             names = [n.strip() for n in value.split(",")] if suffix == "_IPS" else [value.strip()]
+            variable = env_var_name(module, section, key) + suffix
             resolved = []
             for name in filter(None, names):
                 try:
                     resolved.append(resolver(name))
                 except ValueError as exc:
+                    said = f"plugin {plugin}: [{section}] {key}: {name!r} does not resolve ({exc})"
+                    if previous and previous.get(variable):
+                        logging.getLogger(__name__).warning(
+                            "%s; keeping the last address(es), %s", said, previous[variable]
+                        )
+                        resolved = [previous[variable]]
+                        break
                     raise ConfigError(
-                        f"plugin {plugin}: [{section}] {key}: {name!r} does not resolve "
-                        f"({exc}); fix the name in its configuration or in DNS (/etc/hosts)"
+                        f"{said}; fix the name in its configuration or in DNS (/etc/hosts)"
                     ) from None
-            out[env_var_name(module, section, key) + suffix] = ",".join(resolved)
+            out[variable] = ",".join(resolved)
     return out

@@ -104,9 +104,14 @@ def inherited_layers(
 
 
 def _computed(
-    runtime: Runtime, name: str, plugin_dir: Path, staged: Mapping[str, Path] | None = None
+    runtime: Runtime,
+    name: str,
+    plugin_dir: Path,
+    staged: Mapping[str, Path] | None = None,
+    previous: Any = None,
 ) -> dict[str, Any]:
-    """The merged configuration, its exported variables and the inherited layers."""
+    """The merged configuration, its exported variables and the inherited layers;
+    `previous`: the exported variables of the last computation (`hostnames.addresses`)."""
     merged = merged_config(runtime, name, plugin_dir)
     deps = inherited_layers(runtime, name, merged, staged)
     doc: dict[str, Any] = {"merged": merged, "exported": None, "deps": deps, "own_sites": []}
@@ -116,7 +121,8 @@ def _computed(
     if not _templated(merged):
         from toolchain.config.layers import exported
 
-        doc["exported"] = _with_addresses(name, merged, exported(merged, module_name()), doc)
+        variables = exported(merged, module_name())
+        doc["exported"] = _with_addresses(name, merged, variables, doc, previous)
     return doc
 
 
@@ -125,12 +131,14 @@ def _with_addresses(
     merged: Mapping[str, Mapping[str, str]],
     exported: dict[str, str],
     doc: dict[str, Any],
+    previous: Any = None,
 ) -> dict[str, str]:
     """`exported` with the addresses of its `*_hostname(s)` keys; a document holding any
     expires (`hostnames.TTL`), so that the cache does not keep them for ever."""
     from toolchain.runtime import hostnames
 
-    found = hostnames.addresses(name, merged, module_name())
+    last = previous if isinstance(previous, dict) else None
+    found = hostnames.addresses(name, merged, module_name(), previous=last)
     if found:
         import time
 
@@ -148,7 +156,9 @@ def _settings(runtime: Runtime, name: str, plugin_dir: Path, fresh: bool = False
     if doc is not None and envcache.load_fast(envcache.fast_path(home, name), key) is None:
         envcache.store_fast(envcache.fast_path(home, name), doc)
     if doc is None:
-        doc = {"key": key, **_computed(runtime, name, plugin_dir)}
+        last = envcache.load(str(path), key, expired=True)  # its addresses, if DNS fails
+        previous = last.get("exported") if last else None
+        doc = {"key": key, **_computed(runtime, name, plugin_dir, previous=previous)}
         _store_cache(path, doc)
         envcache.store_fast(envcache.fast_path(home, name), doc)
     return doc
@@ -198,11 +208,8 @@ SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 def empty_base() -> dict[str, str]:
     """The environment `plugin_wrapper --empty` starts from: the user, the system PATH and
     the toolchain's own settings (where the runtime is), nothing else."""
-    from toolchain.core import settings
-
-    base = {k: os.environ[k] for k in KEPT_WHEN_EMPTY if k in os.environ}
+    base = {k: v for k, v in os.environ.items() if k in KEPT_WHEN_EMPTY or k.startswith("PLUGIN_")}
     base["PATH"] = SYSTEM_PATH
-    base.update(settings.passed_to_daemons())
     return base
 
 
