@@ -8,7 +8,6 @@ from collections.abc import Callable, Sequence
 
 from toolchain.cli.command import execute, parser
 from toolchain.core.errors import UsageError
-from toolchain.running import cron_job
 
 
 def _typed(check: Callable[[str], object]) -> Callable[[str], object]:
@@ -25,6 +24,8 @@ def _typed(check: Callable[[str], object]) -> Callable[[str], object]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `plugin_cron` command line."""
+    from toolchain.running import cron_job  # subprocess and threading: only when it runs
+
     p = parser(
         "plugin_cron",
         "Run one cron job of a plugin in its plugin env: no overlapping runs, a timeout, "
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace, command: list[str]) -> int:
     from toolchain.core.layout import runtime_home
     from toolchain.core.scripts import console_script
+    from toolchain.running import cron_job
 
     if not command:
         raise UsageError("no command given: use plugin_cron NAME -- CMD [ARGS...]")
