@@ -113,12 +113,12 @@ def test_a_rotating_dns_answer_restarts_no_daemon(
 
     extra = "[custom]\ndb_hostname = db.example\n[extra_daemon_web]\n_cmd_and_args = serve\n"
     _plugin(home, "web", extra=extra)
-    answers = iter(["10.0.0.1", "10.0.0.2"])  # round-robin DNS: cannot be caused here
+    answers = iter(["127.0.0.2", "127.0.0.3"])  # round-robin DNS: cannot be caused here
     monkeypatch.setattr(hostnames, "resolve", lambda host: next(answers))
     first = services.programs_of(home, "web").digest
     plugin_env.drop_cache(Runtime(home), "web")
     assert services.environment(home, "web")["PLUGINS_CURRENT_PLUGIN_CUSTOM_DB_HOSTNAME_IP"] == (
-        "10.0.0.2"
+        "127.0.0.3"
     )
     assert services.programs_of(home, "web").digest == first
 

@@ -253,9 +253,9 @@ def test_hostname_keys_export_their_addresses(rt: Runtime) -> None:
     cached = plugin_env.cache_file(rt, "dbc")
     doc = json.loads(cached.read_text())
     assert doc["expires"] > time.time()
-    for expires, seen in ((time.time() + 100, "10.9.9.9"), (time.time() - 1, "127.0.0.1")):
+    for expires, seen in ((time.time() + 100, "127.0.0.9"), (time.time() - 1, "127.0.0.1")):
         doc["expires"] = expires
-        doc["exported"][f"{prefix}_DB_HOSTNAME_IP"] = "10.9.9.9"  # as if the DNS had changed
+        doc["exported"][f"{prefix}_DB_HOSTNAME_IP"] = "127.0.0.9"  # as if the DNS had changed
         cached.write_text(json.dumps(doc))
         cached.with_suffix(".marshal").unlink()
         assert _wrapper("dbc", "--", "printenv", read[2]).stdout == f"{seen}\n"
