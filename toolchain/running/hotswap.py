@@ -37,7 +37,7 @@ from typing import Any
 
 from toolchain.core import settings
 from toolchain.core.errors import ToolchainError
-from toolchain.running import health, programs, supervisor
+from toolchain.running import health, programs, resources, supervisor
 
 log = logging.getLogger(__name__)
 _POLL = 0.2
@@ -64,15 +64,7 @@ def groups_of(home: Path, plugin: str) -> dict[str, list[supervisor.Process]]:
 
 def _stopped(pgids: set[int]) -> bool:
     """Whether every process of these process groups is stopped (state T)."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) in pgids and fields[0] not in ("T", "t", "Z", "X"):
-            return False
-    return True
+    return all(p.state in ("T", "t", "Z", "X") for p in resources.scan() if p.group in pgids)
 
 
 def _signal_groups(pgids: Iterable[int], signum: int) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 
 PROC = "/proc"
@@ -37,16 +37,17 @@ class Resources:
 
 
 @dataclass(frozen=True)
-class _Stat:
+class ProcStat:
     """What /proc/PID/stat says of one process."""
 
     pid: int
+    state: str  # R, S, D, T (stopped), Z, ...
     group: int  # its process group
     ticks: int  # utime + stime + cutime + cstime, in clock ticks
     threads: int
 
 
-def _stat(pid: int) -> _Stat | None:
+def _stat(pid: int) -> ProcStat | None:
     try:
         with open(f"{PROC}/{pid}/stat", "rb") as file:
             raw = file.read()
@@ -59,24 +60,26 @@ def _stat(pid: int) -> _Stat | None:
         # fields[0] is the state (field 3 of proc(5)): pgrp is field 5, utime..cstime
         # fields 14 to 17, num_threads field 20.
         ticks = sum(int(f) for f in fields[11:15])
-        return _Stat(pid, int(fields[2]), ticks, int(fields[17]))
+        return ProcStat(pid, fields[0].decode("ascii"), int(fields[2]), ticks, int(fields[17]))
     except (IndexError, ValueError):
         return None
 
 
-def _groups(leaders: set[int]) -> dict[int, list[_Stat]]:
-    """The processes of each leader's group, the leader among them when /proc shows it."""
-    found: dict[int, list[_Stat]] = {pid: [] for pid in leaders}
+def scan() -> Iterator[ProcStat]:
+    """Every process /proc shows (one that ends while it is read is left out)."""
     try:
         names = os.listdir(PROC)
     except OSError:
-        return found
+        return
     for name in names:
-        if not name.isdigit():
-            continue
-        stat = _stat(int(name))
-        if stat is None:
-            continue
+        if name.isdigit() and (stat := _stat(int(name))) is not None:
+            yield stat
+
+
+def _groups(leaders: set[int]) -> dict[int, list[ProcStat]]:
+    """The processes of each leader's group, the leader among them when /proc shows it."""
+    found: dict[int, list[ProcStat]] = {pid: [] for pid in leaders}
+    for stat in scan():
         # A worker counts as its own group even if it moved to another one (setpgid).
         key = stat.pid if stat.pid in leaders else stat.group
         if key in found:
@@ -96,9 +99,9 @@ def _memory_and_files(pid: int) -> tuple[int, int] | None:
 
 
 def _figures(
-    leader: int, now: list[_Stat], before: list[_Stat], elapsed: float
+    leader: int, now: list[ProcStat], before: list[ProcStat], elapsed: float
 ) -> Resources | None:
-    counted: list[_Stat] = []
+    counted: list[ProcStat] = []
     pages = files = 0
     for stat in now:
         read = _memory_and_files(stat.pid)
