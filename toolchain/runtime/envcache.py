@@ -81,7 +81,7 @@ def dep_identity(plugin_dir: str) -> list[object] | None:
     return [entry, config, venv_identity(plugin_dir)]
 
 
-def _fresh(doc: Mapping[str, object]) -> bool:
+def unexpired(doc: Mapping[str, object]) -> bool:
     """Whether the addresses the document resolved (`expires`: runtime.hostnames) are
     still fresh; True for a document without any."""
     expires = doc.get("expires")
@@ -135,9 +135,10 @@ def open_private(path: str, binary: bool = True) -> IO[Any]:
     return os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8")
 
 
-def load(path: str, key: Sequence[object], expired: bool = False) -> dict[str, object] | None:
-    """The cached JSON document at `path` if it was computed for `key` (and is fresh, unless
-    `expired`: its addresses are what the next computation falls back on)."""
+def load(path: str, key: Sequence[object]) -> dict[str, object] | None:
+    """The cached JSON document at `path` if it was computed for `key`, expired or not
+    (`unexpired`: an expired one's addresses are what the next computation falls back
+    on)."""
     import json
 
     try:
@@ -149,7 +150,7 @@ def load(path: str, key: Sequence[object], expired: bool = False) -> dict[str, o
         return None
     if not isinstance(doc, dict) or doc.get("key") != key or not _deps_current(doc):
         return None
-    return doc if expired or _fresh(doc) else None
+    return doc
 
 
 def load_fast(path: str, key: Sequence[object]) -> dict[str, object] | None:
@@ -163,7 +164,7 @@ def load_fast(path: str, key: Sequence[object]) -> dict[str, object] | None:
         return None
     if not isinstance(doc, dict) or doc.get("key") != key or not _deps_current(doc):
         return None
-    return doc if _fresh(doc) else None
+    return doc if unexpired(doc) else None
 
 
 def store_fast(path: str, doc: Mapping[str, object]) -> None:

@@ -108,7 +108,7 @@ def _computed(
     name: str,
     plugin_dir: Path,
     staged: Mapping[str, Path] | None = None,
-    previous: Any = None,
+    previous: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The merged configuration, its exported variables and the inherited layers;
     `previous`: the exported variables of the last computation (`hostnames.addresses`)."""
@@ -131,14 +131,13 @@ def _with_addresses(
     merged: Mapping[str, Mapping[str, str]],
     exported: dict[str, str],
     doc: dict[str, Any],
-    previous: Any = None,
+    previous: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """`exported` with the addresses of its `*_hostname(s)` keys; a document holding any
     expires (`hostnames.TTL`), so that the cache does not keep them for ever."""
     from toolchain.runtime import hostnames
 
-    last = previous if isinstance(previous, dict) else None
-    found = hostnames.addresses(name, merged, module_name(), previous=last)
+    found = hostnames.addresses(name, merged, module_name(), previous=previous)
     if found:
         import time
 
@@ -151,13 +150,14 @@ def _settings(runtime: Runtime, name: str, plugin_dir: Path, fresh: bool = False
     `fresh` computes them without reading the cache, and caches the result."""
     key = _cache_key(runtime, name, plugin_dir)
     path = cache_file(runtime, name)
-    doc = None if fresh else _load_cache(path, key)
+    cached = _load_cache(path, key)
+    doc = cached if cached is not None and not fresh and envcache.unexpired(cached) else None
     home = str(runtime.home)
     if doc is not None and envcache.load_fast(envcache.fast_path(home, name), key) is None:
         envcache.store_fast(envcache.fast_path(home, name), doc)
     if doc is None:
-        last = envcache.load(str(path), key, expired=True)  # its addresses, if DNS fails
-        previous = last.get("exported") if last else None
+        last = cached.get("exported") if cached else None  # its addresses, if DNS fails
+        previous = last if isinstance(last, dict) else None
         doc = {"key": key, **_computed(runtime, name, plugin_dir, previous=previous)}
         _store_cache(path, doc)
         envcache.store_fast(envcache.fast_path(home, name), doc)
