@@ -33,44 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
         "options before its command: `*/5 * * * * --low --random-sleep 60 -- CMD`.",
     )
     p.add_argument("name", help="the installed plugin")
-    p.add_argument(
-        "--timeout",
-        type=_typed(cron_job.seconds_value),
-        default=0.0,
-        help="seconds before the job is terminated (default: 0, no limit)",
-    )
-    p.add_argument(
-        "--nice",
-        type=_typed(cron_job.nice_value),
-        metavar="N",
-        help="run the job at niceness N (-20 to 19; below the current one needs root)",
-    )
-    p.add_argument(
-        "--ionice",
-        type=_typed(cron_job.ionice_value),
-        metavar="CLASS[:LEVEL]",
-        help="run the job in this I/O class: idle, best-effort[:0-7], realtime[:0-7] "
-        "(root only), none",
-    )
-    p.add_argument(
-        "--low",
-        action="store_true",
-        help=f"lowest priority: nice {cron_job.LOW_NICE} and the idle I/O class "
-        "(--nice and --ionice win over it)",
-    )
-    p.add_argument(
-        "--random-sleep",
-        type=_typed(cron_job.seconds_value),
-        default=0.0,
-        metavar="SECONDS",
-        help="first sleep a random time up to SECONDS: spreads the runs of a fleet that "
-        "shares a schedule",
-    )
-    p.add_argument(
-        "--no-lock",
-        action="store_true",
-        help="let runs overlap (by default a run is skipped while the previous one runs)",
-    )
+    for flag, (check, metavar, text) in cron_job.OPTIONS.items():
+        if check is None:
+            p.add_argument(flag, action="store_true", help=text)
+        else:
+            p.add_argument(flag, type=_typed(check), metavar=metavar, help=text)
+    p.set_defaults(timeout=0.0, random_sleep=0.0)
     p.usage = "plugin_cron [-h] [-v] NAME [--timeout S] [OPTIONS] -- CMD [ARGS...]"
     return p
 

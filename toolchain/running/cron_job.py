@@ -82,14 +82,41 @@ def seconds_value(text: str) -> float:
     return value
 
 
-# The options a crontab line may set, and the parser of each one's value (None: a flag).
-PREFIX_OPTIONS: dict[str, Callable[[str], object] | None] = {
-    "--nice": nice_value,
-    "--ionice": ionice_value,
-    "--random-sleep": seconds_value,
-    "--timeout": seconds_value,
-    "--low": None,
-    "--no-lock": None,
+# plugin_cron's options, defined once for its command line and a crontab line's prefix:
+# flag -> (the check of its value, None for a flag; metavar; help).
+OPTIONS: dict[str, tuple[Callable[[str], object] | None, str, str]] = {
+    "--timeout": (
+        seconds_value,
+        "S",
+        "seconds before the job is terminated (default: 0, no limit)",
+    ),
+    "--nice": (
+        nice_value,
+        "N",
+        "run the job at niceness N (-20 to 19; below the current one needs root)",
+    ),
+    "--ionice": (
+        ionice_value,
+        "CLASS[:LEVEL]",
+        "run the job in this I/O class: idle, best-effort[:0-7], realtime[:0-7] (root only), none",
+    ),
+    "--low": (
+        None,
+        "",
+        f"lowest priority: nice {LOW_NICE} and the idle I/O class (--nice and --ionice win "
+        "over it)",
+    ),
+    "--random-sleep": (
+        seconds_value,
+        "SECONDS",
+        "first sleep a random time up to SECONDS: spreads the runs of a fleet that shares a "
+        "schedule",
+    ),
+    "--no-lock": (
+        None,
+        "",
+        "let runs overlap (by default a run is skipped while the previous one runs)",
+    ),
 }
 
 
@@ -148,7 +175,7 @@ def lower_priority(nice: int | None, ionice: tuple[int, int | None] | None) -> N
     if ionice is not None:
         number, level = ionice
         argv = ["ionice", "-c", str(number), *(["-n", str(level)] if level is not None else [])]
-        shown = f"{number}:{level}" if level is not None else str(number)
+        shown = canonical(ionice)
         try:
             proc = subprocess.run(
                 [*argv, "-p", str(os.getpid())], capture_output=True, text=True, check=False

@@ -47,20 +47,20 @@ def split_prefix(command: str, where: str) -> tuple[tuple[str, ...], str]:
     """
     if not command.startswith("--"):
         return (), command
-    from toolchain.running.cron_job import PREFIX_OPTIONS, canonical
+    from toolchain.running.cron_job import OPTIONS, canonical
 
     words = re.split(r"[ \t]+", command)
     options: list[str] = []
     while words and words[0] != "--":
         word = words.pop(0)
-        if word not in PREFIX_OPTIONS:
-            known = ", ".join(sorted(PREFIX_OPTIONS))
+        if word not in OPTIONS:
+            known = ", ".join(sorted(OPTIONS))
             raise CronError(
                 f"{where}: unknown plugin_cron option {word!r} before the command ({known}); "
                 "end the options with ` -- `"
             )
         options.append(word)
-        check = PREFIX_OPTIONS[word]
+        check = OPTIONS[word][0]
         if check is not None:
             if not words or words[0] == "--":
                 raise CronError(f"{where}: plugin_cron option {word} needs a value")
