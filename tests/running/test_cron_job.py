@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from toolchain.cli.cron import main as cron_main
+from toolchain.core.errors import CronError
 from toolchain.running import cron_job
 
 # Stands in for plugin_wrapper: `wrapper NAME -- CMD...` runs CMD with a marker variable.
@@ -49,7 +50,7 @@ def test_timeout_terminates_the_process_group(tmp_path: Path, wrapper: Path) -> 
     assert f"touch {marker}" not in ps.stdout
 
 
-def test_overlapping_run_is_skipped(tmp_path: Path, wrapper: Path) -> None:
+def test_overlapping_run_is_skipped_unless_no_lock(tmp_path: Path, wrapper: Path) -> None:
     home = tmp_path / "rt"
     cmd = ["/bin/sh", "-c", "echo ran"]
     from filelock import FileLock
@@ -58,9 +59,11 @@ def test_overlapping_run_is_skipped(tmp_path: Path, wrapper: Path) -> None:
     lock_path.parent.mkdir(parents=True)
     with FileLock(str(lock_path)):
         assert cron_job.run_job(home, "hello", cmd, wrapper=wrapper, timeout=0) == 0
-    log = cron_job.log_file(home, "hello").read_text()
-    assert "skipped (previous run still running)" in log
-    assert " start pid " not in log
+        log = cron_job.log_file(home, "hello").read_text()
+        assert "skipped (previous run still running)" in log
+        assert " start pid " not in log
+        assert cron_job.run_job(home, "hello", cmd, wrapper=wrapper, timeout=0, lock=False) == 0
+    assert "ran\n" in cron_job.log_file(home, "hello").read_text()
 
 
 def test_cli_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
@@ -76,16 +79,16 @@ def test_cli_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--ionice idle:2: only best-effort and realtime take a level" in err
 
 
-def test_no_lock_runs_beside_a_previous_run(tmp_path: Path, wrapper: Path) -> None:
+def test_an_ionice_that_cannot_run_is_one_line_and_starts_nothing(
+    tmp_path: Path, wrapper: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "rt"
-    cmd = ["/bin/sh", "-c", "echo ran"]
-    from filelock import FileLock
-
-    lock_path = cron_job.lock_file(home, "hello", cmd)
-    lock_path.parent.mkdir(parents=True)
-    with FileLock(str(lock_path)):
-        assert cron_job.run_job(home, "hello", cmd, wrapper=wrapper, timeout=0, lock=False) == 0
-    assert "ran\n" in cron_job.log_file(home, "hello").read_text()
+    monkeypatch.setenv("PATH", str(tmp_path / "no-util-linux"))
+    with pytest.raises(CronError, match=r"^--ionice idle: cannot run ionice .*install util-linux$"):
+        cron_job.run_job(home, "hello", ["/bin/sh", "-c", "echo ran"], wrapper=wrapper,
+                         timeout=0, ionice=(3, None))  # fmt: skip
+    log = cron_job.log_file(home, "hello").read_text()
+    assert " not started: --ionice idle: cannot run ionice" in log and " start pid " not in log
 
 
 def test_random_sleep_waits_at_most_its_bound(tmp_path: Path, wrapper: Path) -> None:
